@@ -194,7 +194,7 @@ func TestInmemStoreAcceptsEntriesAgainAfterDeletingEverything(t *testing.T) {
 func TestInmemStoreDeleteRangeOnLargeLog(t *testing.T) {
 	// Compaction of a long log, then truncation of a conflicting tail: each
 	// step costs time linear in the entries held.
-	const n = 200_000
+	const n = 50_000
 	store := NewInmemStore()
 	require.NoError(t, store.StoreLogs(storeTestEntries(1, n)))
 	require.NoError(t, store.DeleteRange(1, n-100))
