@@ -10,8 +10,20 @@ import (
 // configurationHandle encodes and decodes LogConfiguration payloads and the
 // legacy peers lists (API.md §3.2). A handle caches per-type metadata and is
 // safe for concurrent use once built, so one is shared; nothing changes its
-// settings after this line.
-var configurationHandle = newMsgpackHandle(false)
+// settings after this declaration.
+var configurationHandle = func() *codec.MsgpackHandle {
+	handle := newMsgpackHandle(false)
+	// The decoder sizes a slice from the length the input declares, up to
+	// this many elements, and grows it by appending beyond that. A hostile
+	// length then costs a few KiB instead of the codec's default 256 KiB,
+	// while a real configuration (a handful of servers) is unaffected.
+	handle.MaxInitLen = configurationMaxInitLen
+	return handle
+}()
+
+// configurationMaxInitLen bounds the capacity the decoder gives a slice
+// before it has read the elements.
+const configurationMaxInitLen = 64
 
 // EncodeConfiguration serialises a Configuration for a LogConfiguration
 // entry: a msgpack map {"Servers": [...]} whose servers are maps with the

@@ -27,7 +27,7 @@ func ReadPeersJSON(path string) (Configuration, error) {
 		})
 	}
 	if err := checkConfiguration(configuration); err != nil {
-		return Configuration{}, fmt.Errorf("raft: read peers %s: %w", path, err)
+		return Configuration{}, fmt.Errorf("raft: read peers: %s: %w", path, err)
 	}
 	return configuration, nil
 }
@@ -69,7 +69,7 @@ func ReadConfigJSON(path string) (Configuration, error) {
 		})
 	}
 	if err := checkConfiguration(configuration); err != nil {
-		return Configuration{}, fmt.Errorf("raft: read config %s: %w", path, err)
+		return Configuration{}, fmt.Errorf("raft: read config: %s: %w", path, err)
 	}
 	return configuration, nil
 }
