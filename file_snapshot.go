@@ -153,6 +153,14 @@ func (f *FileSnapshotStore) Create(version SnapshotVersion, index, term uint64, 
 		return nil, fmt.Errorf("unsupported snapshot version %d", version)
 	}
 
+	// Peers is the legacy peer list old readers rebuild the configuration
+	// from; it needs the transport's address encoding, so without a
+	// transport it is left empty.
+	var peers []byte
+	if trans != nil {
+		peers = encodePeers(configuration, trans)
+	}
+
 	id, tmpDir, err := f.makeSnapshotDir(term, index)
 	if err != nil {
 		return nil, err
@@ -164,14 +172,11 @@ func (f *FileSnapshotStore) Create(version SnapshotVersion, index, term uint64, 
 		tmpDir: tmpDir,
 		dir:    filepath.Join(f.path, id),
 		meta: fileSnapshotMeta{SnapshotMeta: SnapshotMeta{
-			Version: version,
-			ID:      id,
-			Index:   index,
-			Term:    term,
-			// TODO(encodePeers): fill Peers with encodePeers(configuration,
-			// trans) once configuration_codec.go lands; until then the
-			// legacy peer list is left empty.
-			Peers:              nil,
+			Version:            version,
+			ID:                 id,
+			Index:              index,
+			Term:               term,
+			Peers:              peers,
 			Configuration:      configuration.Clone(),
 			ConfigurationIndex: configurationIndex,
 		}},
