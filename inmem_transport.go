@@ -403,6 +403,12 @@ func (p *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 	}
 	rpc := RPC{Command: args, RespChan: future.respCh}
 
+	// Checked first: the select below could pick a free slot in the closed
+	// peer's buffer over its closed channel.
+	if p.peer.isClosed() {
+		return nil, fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
+	}
+
 	timer := time.NewTimer(p.trans.timeout)
 	defer timer.Stop()
 	select {
@@ -579,3 +585,6 @@ func (f *inmemAppendFuture) finish(err error) {
 		close(f.done)
 	})
 }
+
+// InmemTransport offers everything a test cluster needs from a transport.
+var _ LoopbackTransport = (*InmemTransport)(nil)
