@@ -349,6 +349,11 @@ func (i *InmemTransport) AppendEntriesPipeline(id ServerID, target ServerAddress
 		i.mu.Unlock()
 		return nil, ErrTransportShutdown
 	}
+	if i.peers[target] != peer {
+		// Likewise for a Disconnect of target.
+		i.mu.Unlock()
+		return nil, fmt.Errorf("failed to connect to peer: %v", target)
+	}
 	i.pipelines = append(i.pipelines, p)
 	i.mu.Unlock()
 
