@@ -52,6 +52,10 @@ type boundedReader struct {
 	r         *bufio.Reader
 	remaining int64
 	exceeded  bool
+	// readErr is the last error of the underlying reader. The codec
+	// reports it as text only, so decode puts it back in the error chain
+	// for callers that test for timeouts or EOF.
+	readErr error
 }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
@@ -64,6 +68,9 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.remaining -= int64(n)
+	if err != nil {
+		b.readErr = err
+	}
 	return n, err
 }
 
@@ -75,6 +82,8 @@ func (b *boundedReader) ReadByte() (byte, error) {
 	c, err := b.r.ReadByte()
 	if err == nil {
 		b.remaining--
+	} else {
+		b.readErr = err
 	}
 	return c, err
 }
@@ -103,17 +112,26 @@ func newMsgReader(br *bufio.Reader, handle *codec.MsgpackHandle, maxSize int64) 
 	return m
 }
 
-// decode reads exactly one msgpack value into v.
+// decode reads exactly one msgpack value into v. An error of the
+// connection is returned as such (io.EOF only if the stream ended before
+// the value's first byte, io.ErrUnexpectedEOF inside it).
 func (m *msgReader) decode(v interface{}) error {
 	m.limit.remaining = m.maxSize
 	m.limit.exceeded = false
-	if err := m.dec.Decode(v); err != nil {
-		if m.limit.exceeded {
-			return fmt.Errorf("%w of %d bytes", errMessageTooLarge, m.maxSize)
-		}
+	m.limit.readErr = nil
+	err := m.dec.Decode(v)
+	switch {
+	case err == nil:
+		return nil
+	case m.limit.exceeded:
+		return fmt.Errorf("%w of %d bytes", errMessageTooLarge, m.maxSize)
+	case m.limit.readErr == io.EOF && m.limit.remaining < m.maxSize:
+		return io.ErrUnexpectedEOF
+	case m.limit.readErr != nil:
+		return m.limit.readErr
+	default:
 		return err
 	}
-	return nil
 }
 
 // readRequest reads one request: its type byte and its msgpack body. It does
@@ -146,6 +164,10 @@ func (m *msgReader) decodeRequestBody(rpcType uint8) (interface{}, error) {
 		return nil, fmt.Errorf("%w %d", errUnknownRPCType, rpcType)
 	}
 	if err := m.decode(command); err != nil {
+		if err == io.EOF {
+			// The type byte came without a body.
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("raft-net: decode %s: %w", rpcTypeName(rpcType, command), err)
 	}
 	if req, ok := command.(*InstallSnapshotRequest); ok && req.Size < 0 {
