@@ -49,6 +49,12 @@ const (
 	fileSnapshotIDAttempts = 1000
 )
 
+// The store and its sink implement the interfaces raft uses.
+var (
+	_ SnapshotStore = (*FileSnapshotStore)(nil)
+	_ SnapshotSink  = (*FileSnapshotSink)(nil)
+)
+
 // fileSnapshotCRCTable is the CRC-64 polynomial recorded in meta.json (ECMA-182).
 var fileSnapshotCRCTable = crc64.MakeTable(crc64.ECMA)
 
