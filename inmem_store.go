@@ -98,18 +98,24 @@ func (s *InmemStore) StoreLog(log *Log) error {
 // indexes. Either all entries are stored or, on error, none.
 func (s *InmemStore) StoreLogs(logs []*Log) error {
 	// Validate and copy outside the lock so readers are held up only for
-	// the map updates.
-	copies := make([]Log, len(logs))
-	for i, l := range logs {
+	// the map updates. The payloads of the whole batch share one
+	// allocation.
+	payloadSize := 0
+	for _, l := range logs {
 		if l == nil {
 			return errNilLog
 		}
 		if l.Index == 0 {
 			return errLogIndexZero
 		}
+		payloadSize += len(l.Data) + len(l.Extensions)
+	}
+	payloads := make([]byte, 0, payloadSize)
+	copies := make([]Log, len(logs))
+	for i, l := range logs {
 		copies[i] = *l
-		copies[i].Data = bytes.Clone(l.Data)
-		copies[i].Extensions = bytes.Clone(l.Extensions)
+		copies[i].Data, payloads = carveCopy(payloads, l.Data)
+		copies[i].Extensions, payloads = carveCopy(payloads, l.Extensions)
 	}
 
 	s.mu.Lock()
@@ -124,6 +130,18 @@ func (s *InmemStore) StoreLogs(logs []*Log) error {
 		}
 	}
 	return nil
+}
+
+// carveCopy appends src to buf, which must have room for it, and returns
+// the copy (nil when src is nil, capped so that appending to it cannot
+// overwrite a neighbour) and the extended buf.
+func carveCopy(buf, src []byte) (dst, rest []byte) {
+	if src == nil {
+		return nil, buf
+	}
+	start := len(buf)
+	buf = append(buf, src...)
+	return buf[start:len(buf):len(buf)], buf
 }
 
 // DeleteRange removes the entries with indexes in [minIndex, maxIndex].

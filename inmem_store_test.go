@@ -124,6 +124,32 @@ func TestInmemStoreKeepsItsOwnCopyOfStoredEntries(t *testing.T) {
 	require.Equal(t, *storeTestEntry(1), got)
 }
 
+func TestInmemStorePreservesNilAndEmptyPayloadsOfABatch(t *testing.T) {
+	store := NewInmemStore()
+	batch := []*Log{
+		{Index: 1, Term: 1, Data: nil, Extensions: []byte{}},
+		{Index: 2, Term: 1, Data: []byte("ab"), Extensions: nil},
+		{Index: 3, Term: 1, Data: []byte("cd"), Extensions: []byte("e")},
+	}
+	require.NoError(t, store.StoreLogs(batch))
+	for _, want := range batch {
+		var got Log
+		require.NoError(t, store.GetLog(want.Index, &got))
+		require.Equal(t, *want, got, "entry %d", want.Index)
+		require.Equal(t, want.Data == nil, got.Data == nil, "nil Data of entry %d", want.Index)
+		require.Equal(t, want.Extensions == nil, got.Extensions == nil, "nil Extensions of entry %d", want.Index)
+	}
+
+	// Entries of one batch share a buffer; growing one payload must not
+	// spill into the next.
+	var second Log
+	require.NoError(t, store.GetLog(2, &second))
+	_ = append(second.Data, "XX"...)
+	var third Log
+	require.NoError(t, store.GetLog(3, &third))
+	require.Equal(t, "cd", string(third.Data))
+}
+
 func TestInmemStoreRejectsInvalidEntriesWithoutStoringAny(t *testing.T) {
 	tests := []struct {
 		name string
