@@ -1,0 +1,109 @@
+package raft
+
+import (
+	"slices"
+	"sync"
+)
+
+// quorumIndex returns the highest index that a majority of matchIndexes
+// have reached: sorted in descending order, the value at position n/2.
+// It returns 0 for no voters.
+func quorumIndex(matchIndexes []uint64) uint64 {
+	if len(matchIndexes) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(matchIndexes)
+	slices.Sort(sorted)
+	// Ascending order: the majority of n is n/2+1 servers, the lowest of
+	// which sits at position (n-1)/2 from the start.
+	return sorted[(len(sorted)-1)/2]
+}
+
+// commitment tracks the leader's commit index from the match indexes of the
+// voters of the latest configuration. Replicators and the log writer report
+// matches from their goroutines; the leader loop is told through commitCh
+// whenever the commit index moves.
+type commitment struct {
+	mu sync.Mutex
+	// commitCh receives a value (without blocking) when commitIndex moves.
+	commitCh chan struct{}
+	// matchIndexes holds, per voter, the highest index known to be durable
+	// on that server.
+	matchIndexes map[ServerID]uint64
+	// commitIndex is the highest committed index known to this leader.
+	commitIndex uint64
+	// startIndex is the first index of this leader's term. §5.4.2: entries
+	// are committed by counting replicas only from here on; earlier ones
+	// commit with it.
+	startIndex uint64
+}
+
+func newCommitment(commitCh chan struct{}, configuration Configuration, startIndex uint64) *commitment {
+	c := &commitment{
+		commitCh:     commitCh,
+		matchIndexes: map[ServerID]uint64{},
+		startIndex:   startIndex,
+	}
+	c.setConfiguration(configuration)
+	return c
+}
+
+// setConfiguration switches to the voters of a new latest configuration,
+// keeping what is known of servers that stay.
+func (c *commitment) setConfiguration(configuration Configuration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.matchIndexes
+	c.matchIndexes = make(map[ServerID]uint64, len(configuration.Servers))
+	for _, server := range configuration.Servers {
+		if server.Suffrage == Voter {
+			c.matchIndexes[server.ID] = old[server.ID]
+		}
+	}
+	c.recalculate()
+}
+
+// getCommitIndex returns the commit index.
+func (c *commitment) getCommitIndex() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.commitIndex
+}
+
+// matchIndexOf returns what is known to be durable on server.
+func (c *commitment) matchIndexOf(server ServerID) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.matchIndexes[server]
+}
+
+// match records that server holds every entry up to matchIndex durably.
+// Reports of servers that are not voters are ignored.
+func (c *commitment) match(server ServerID, matchIndex uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.matchIndexes[server]; ok && matchIndex > prev {
+		c.matchIndexes[server] = matchIndex
+		c.recalculate()
+	}
+}
+
+// recalculate moves the commit index forward when a quorum allows it.
+// Callers hold mu.
+func (c *commitment) recalculate() {
+	if len(c.matchIndexes) == 0 {
+		return
+	}
+	matched := make([]uint64, 0, len(c.matchIndexes))
+	for _, idx := range c.matchIndexes {
+		matched = append(matched, idx)
+	}
+	quorumMatch := quorumIndex(matched)
+	if quorumMatch > c.commitIndex && quorumMatch >= c.startIndex {
+		c.commitIndex = quorumMatch
+		select {
+		case c.commitCh <- struct{}{}:
+		default:
+		}
+	}
+}

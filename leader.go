@@ -1,0 +1,441 @@
+package raft
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// leaderState is what a leader keeps for one term. The main loop owns it;
+// replicators and the log writer reach it only through its channels and
+// the commitment tracker.
+type leaderState struct {
+	term uint64
+	// commitCh wakes the loop when the commit index moves.
+	commitCh   chan struct{}
+	commitment *commitment
+	// inflight holds the futures of dispatched entries not yet committed,
+	// in index order.
+	inflight []*logFuture
+	// replState has one replicator per other server of the latest
+	// configuration.
+	replState map[ServerID]*followerReplication
+	// notify holds the leadership checks in progress.
+	notify map[*verifyFuture]struct{}
+	// verifyDoneCh receives checks whose outcome is decided.
+	verifyDoneCh chan *verifyFuture
+	// stepDownCh receives a newer term seen by a replicator.
+	stepDownCh chan uint64
+	// writer persists dispatched entries in parallel with replication.
+	writer *logWriter
+	// writeErrCh receives the log writer's failure.
+	writeErrCh chan error
+	// stopCh is closed when the term of leadership ends.
+	stopCh chan struct{}
+	// removed is set once a configuration without us as voter commits.
+	removed bool
+	// transfer is the leadership transfer in progress, if any.
+	transfer *leadershipTransferFuture
+	// transferDoneCh receives the outcome of a failed transfer.
+	transferDoneCh chan transferResult
+}
+
+// runLeader leads for one term: set up replication, append the no-op that
+// lets earlier entries commit, then serve until leadership ends.
+func (r *Raft) runLeader() {
+	term := r.getCurrentTerm()
+	r.logger.Info("entering leader state", "leader", r)
+	incrCounter([]string{"raft", "state", "leader"}, 1)
+	r.notifyLeadership(true)
+
+	lastIndex, _ := r.getLastLog()
+	ls := &r.leaderState
+	*ls = leaderState{
+		term:         term,
+		commitCh:     make(chan struct{}, 1),
+		replState:    map[ServerID]*followerReplication{},
+		notify:       map[*verifyFuture]struct{}{},
+		verifyDoneCh: make(chan *verifyFuture, 16),
+		stepDownCh:   make(chan uint64, 1),
+		writeErrCh:   make(chan error, 1),
+		stopCh:       make(chan struct{}),
+
+		transferDoneCh: make(chan transferResult),
+	}
+	// §5.4.2: the no-op at lastIndex+1 is the first entry of this term;
+	// commitment counts replicas only from there.
+	ls.commitment = newCommitment(ls.commitCh, r.configurations.latest, lastIndex+1)
+	ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
+	defer r.teardownLeader()
+
+	r.startStopReplication()
+	noop := r.newLogFuture(Log{Type: LogNoop})
+	r.dispatchLogs([]*logFuture{noop})
+	r.leaderLoop()
+}
+
+func (r *Raft) newLogFuture(entry Log) *logFuture {
+	f := &logFuture{log: entry}
+	f.init()
+	f.shutdownCh = r.shutdownCh
+	return f
+}
+
+// teardownLeader ends a term of leadership: stop replication and the log
+// writer, and answer everything still waiting on this leader.
+func (r *Raft) teardownLeader() {
+	ls := &r.leaderState
+	close(ls.stopCh)
+	for _, repl := range ls.replState {
+		repl.stop(0)
+	}
+	for _, repl := range ls.replState {
+		<-repl.done
+	}
+	if failed := ls.writer.stop(); failed {
+		// The disk refused some entries: forget what it does not hold.
+		r.tail.reset()
+		r.reloadLastLog()
+	}
+	for _, f := range ls.inflight {
+		f.respond(ErrLeadershipLost)
+	}
+	for v := range ls.notify {
+		v.respond(ErrLeadershipLost)
+	}
+	if ls.transfer != nil {
+		// Leadership moved on, which is what the transfer asked for.
+		ls.transfer.respond(nil)
+	}
+	if _, id := r.LeaderWithID(); id == r.localID {
+		r.setLeader("", "")
+	}
+	*ls = leaderState{}
+	r.notifyLeadership(false)
+}
+
+// leaderLoop serves as leader until the role changes.
+func (r *Raft) leaderLoop() {
+	ls := &r.leaderState
+	leaseTimer := time.After(r.config().LeaderLeaseTimeout)
+	oldestLogTimer := time.After(10 * time.Second)
+	for r.getState() == Leader {
+		// Membership changes wait while one is uncommitted, and until an
+		// entry of this term has committed.
+		var configurationChangeCh chan *configurationChangeFuture
+		if r.configurations.latestIndex == r.configurations.committedIndex &&
+			r.getCommitIndex() >= ls.commitment.startIndex && !ls.removed {
+			configurationChangeCh = r.configurationChangeCh
+		}
+		select {
+		case rpc := <-r.rpcCh:
+			r.processRPC(rpc)
+		case rpc := <-r.heartbeatCh:
+			r.processRPC(rpc)
+		case term := <-ls.stepDownCh:
+			r.logger.Error("peer has newer term, stopping replication", "term", term)
+			_ = r.stepDownTo(term)
+		case err := <-ls.writeErrCh:
+			r.logger.Error("failed to commit logs", "error", err)
+			r.setState(Follower)
+		case <-ls.commitCh:
+			r.handleCommit()
+		case res := <-ls.transferDoneCh:
+			if res.future == ls.transfer {
+				r.logger.Warn("leadership transfer failed", "error", res.err)
+				ls.transfer = nil
+				res.future.respond(res.err)
+			}
+		case v := <-ls.verifyDoneCh:
+			r.finishVerify(v)
+		case f := <-r.applyCh:
+			r.handleApplies(f)
+		case f := <-configurationChangeCh:
+			r.appendConfigurationEntry(f)
+		case op := <-r.opsCh:
+			r.handleOpLeader(op)
+		case <-leaseTimer:
+			leaseTimer = r.checkLeaderLease()
+		case <-oldestLogTimer:
+			oldestLogTimer = time.After(10 * time.Second)
+			if len(ls.inflight) > 0 {
+				setGauge([]string{"raft", "leader", "oldestLogAge"},
+					float32(time.Since(ls.inflight[0].log.AppendedAt).Milliseconds()))
+			}
+		case <-r.shutdownCh:
+			return
+		}
+	}
+}
+
+// handleApplies takes f and whatever else is waiting on applyCh, up to
+// MaxAppendEntries, and appends them as one batch.
+func (r *Raft) handleApplies(f *logFuture) {
+	ls := &r.leaderState
+	maxBatch := r.config().MaxAppendEntries
+	batch := make([]*logFuture, 0, maxBatch)
+	batch = append(batch, f)
+collect:
+	for len(batch) < maxBatch {
+		select {
+		case next := <-r.applyCh:
+			batch = append(batch, next)
+		default:
+			break collect
+		}
+	}
+	var refuse error
+	switch {
+	case ls.removed:
+		refuse = ErrNotLeader
+	case ls.transfer != nil:
+		refuse = ErrLeadershipTransferInProgress
+	}
+	if refuse != nil {
+		for _, f := range batch {
+			f.respond(refuse)
+		}
+		return
+	}
+	r.dispatchLogs(batch)
+}
+
+// dispatchLogs appends a batch of new entries: it gives them index and term,
+// hands them to the log writer and to every replicator at the same time. The
+// leader counts itself towards commitment only once the write is durable.
+func (r *Raft) dispatchLogs(futures []*logFuture) {
+	ls := &r.leaderState
+	now := time.Now()
+	defer measureSince([]string{"raft", "leader", "dispatchLog"}, now)
+	term := r.getCurrentTerm()
+	lastIndex, _ := r.getLastLog()
+	setGauge([]string{"raft", "leader", "dispatchNumLogs"}, float32(len(futures)))
+
+	entries := make([]*Log, len(futures))
+	for i, f := range futures {
+		lastIndex++
+		f.log.Index = lastIndex
+		f.log.Term = term
+		f.log.AppendedAt = now
+		f.dispatch = now
+		entries[i] = &f.log
+	}
+	ls.inflight = append(ls.inflight, futures...)
+	r.tail.append(entries)
+	r.setLastLog(lastIndex, term)
+	ls.writer.write(entries)
+	for _, repl := range ls.replState {
+		repl.trigger()
+	}
+}
+
+// handleCommit advances the commit index and hands newly committed entries,
+// with their futures, to the FSM runner.
+func (r *Raft) handleCommit() {
+	ls := &r.leaderState
+	commitIndex := ls.commitment.getCommitIndex()
+	if commitIndex <= r.getCommitIndex() {
+		return
+	}
+	r.commitIndex.Store(commitIndex)
+	if r.configurations.latestIndex > r.configurations.committedIndex &&
+		r.configurations.latestIndex <= commitIndex {
+		r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
+		if !hasVote(r.configurations.committed, r.localID) {
+			ls.removed = true
+		}
+	}
+
+	n := 0
+	for n < len(ls.inflight) && ls.inflight[n].log.Index <= commitIndex {
+		measureSince([]string{"raft", "commitTime"}, ls.inflight[n].dispatch)
+		n++
+	}
+	committed := ls.inflight[:n:n]
+	ls.inflight = ls.inflight[n:]
+	setGauge([]string{"raft", "commitNumLogs"}, float32(len(committed)))
+	r.processLogs(commitIndex, committed)
+
+	if ls.removed {
+		r.stepDownRemoved()
+	}
+}
+
+// stepDownRemoved is called once a configuration that does not count this
+// leader as a voter has committed and been handed to the FSM.
+func (r *Raft) stepDownRemoved() {
+	if r.config().ShutdownOnRemove {
+		r.logger.Info("removed ourself, shutting down")
+		r.Shutdown()
+		return
+	}
+	r.logger.Info("removed ourself, transitioning to follower")
+	r.setState(Follower)
+}
+
+// checkLeaderLease steps down when fewer than a quorum of voters answered
+// within LeaderLeaseTimeout (check-quorum), and returns when to check next.
+func (r *Raft) checkLeaderLease() <-chan time.Time {
+	ls := &r.leaderState
+	leaseTimeout := r.config().LeaderLeaseTimeout
+	contacted := 0
+	var maxDiff time.Duration
+	now := time.Now()
+	for _, server := range r.configurations.latest.Servers {
+		if server.Suffrage != Voter {
+			continue
+		}
+		if server.ID == r.localID {
+			contacted++
+			continue
+		}
+		repl, ok := ls.replState[server.ID]
+		if !ok {
+			continue
+		}
+		diff := now.Sub(repl.lastContact.load())
+		if diff <= leaseTimeout {
+			contacted++
+			maxDiff = max(maxDiff, diff)
+		} else if diff <= 3*leaseTimeout {
+			r.logger.Warn("failed to contact", "server-id", server.ID, "time", diff)
+		} else {
+			r.logger.Debug("failed to contact", "server-id", server.ID, "time", diff)
+		}
+		addSample([]string{"raft", "leader", "lastContact"}, float32(diff.Milliseconds()))
+	}
+	if contacted < r.quorumSize() {
+		r.logger.Warn("failed to contact quorum of nodes, stepping down")
+		r.setState(Follower)
+		incrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
+	}
+	return time.After(max(leaseTimeout-maxDiff, minCheckInterval))
+}
+
+// handleOpLeader serves a main-loop request as leader.
+func (r *Raft) handleOpLeader(op interface{}) {
+	switch op := op.(type) {
+	case *configurationsFuture:
+		op.configurations = r.configurations.Clone()
+		op.respond(nil)
+	case *bootstrapFuture:
+		op.respond(ErrCantBootstrap)
+	case *verifyFuture:
+		r.startVerify(op)
+	case *leadershipTransferFuture:
+		r.startLeadershipTransfer(op)
+	case *userRestoreFuture:
+		op.respond(fmt.Errorf("restore is not supported yet"))
+	default:
+		r.logger.Error("unexpected request on main loop", "type", op)
+	}
+}
+
+// startVerify starts a leadership check: a heartbeat round whose answers
+// from a quorum of voters confirm we still lead.
+func (r *Raft) startVerify(v *verifyFuture) {
+	incrCounter([]string{"raft", "verify_leader"}, 1)
+	ls := &r.leaderState
+	v.quorumSize = r.quorumSize()
+	v.votes = 0
+	if hasVote(r.configurations.latest, r.localID) {
+		v.votes = 1
+	}
+	if v.votes >= v.quorumSize {
+		v.respond(nil)
+		return
+	}
+	v.notifyCh = ls.verifyDoneCh
+	v.stopCh = ls.stopCh
+	ls.notify[v] = struct{}{}
+	for _, server := range r.configurations.latest.Servers {
+		if server.Suffrage != Voter {
+			continue
+		}
+		if repl, ok := ls.replState[server.ID]; ok {
+			repl.addVerify(v)
+		}
+	}
+}
+
+// finishVerify answers a decided leadership check. A refusal means a newer
+// term exists somewhere: step down.
+func (r *Raft) finishVerify(v *verifyFuture) {
+	ls := &r.leaderState
+	if _, ok := ls.notify[v]; !ok {
+		return
+	}
+	delete(ls.notify, v)
+	for _, repl := range ls.replState {
+		repl.removeVerify(v)
+	}
+	v.mu.Lock()
+	confirmed := v.votes >= v.quorumSize
+	v.mu.Unlock()
+	if confirmed {
+		v.respond(nil)
+		return
+	}
+	r.logger.Warn("new leader elected, stepping down")
+	r.setState(Follower)
+	v.respond(ErrNotLeader)
+}
+
+// appendConfigurationEntry appends a membership change. The new
+// configuration takes effect at once: replication to new servers starts and
+// commitment counts the new voters (dissertation §4.1).
+func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
+	ls := &r.leaderState
+	if ls.transfer != nil {
+		f.respond(ErrLeadershipTransferInProgress)
+		return
+	}
+	configuration, err := nextConfiguration(r.configurations.latest, r.configurations.latestIndex, f.req)
+	if err != nil {
+		f.respond(err)
+		return
+	}
+	r.logger.Info("updating configuration", "command", f.req.command, "server-id", f.req.serverID,
+		"server-addr", f.req.serverAddress, "servers", hclog.Fmt("%+v", configuration.Servers))
+	f.log = Log{Type: LogConfiguration, Data: EncodeConfiguration(configuration)}
+	r.dispatchLogs([]*logFuture{&f.logFuture})
+	r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
+	r.setLatestConfiguration(configuration, f.log.Index)
+	ls.commitment.setConfiguration(configuration)
+	r.startStopReplication()
+}
+
+// startStopReplication makes the replicators match the latest
+// configuration: one per other server, started or stopped as needed.
+func (r *Raft) startStopReplication() {
+	ls := &r.leaderState
+	lastIndex, _ := r.getLastLog()
+	inConfig := make(map[ServerID]bool, len(r.configurations.latest.Servers))
+	for _, server := range r.configurations.latest.Servers {
+		if server.ID == r.localID {
+			continue
+		}
+		inConfig[server.ID] = true
+		if repl, ok := ls.replState[server.ID]; ok {
+			repl.setPeer(server)
+			continue
+		}
+		r.logger.Info("added peer, starting replication", "peer", server.ID)
+		repl := newFollowerReplication(r, server, ls, lastIndex+1)
+		ls.replState[server.ID] = repl
+		r.goFunc(repl.run)
+		r.observe(PeerObservation{Peer: server, Removed: false})
+	}
+	setGauge([]string{"raft", "peers"}, float32(len(inConfig)))
+	for id, repl := range ls.replState {
+		if inConfig[id] {
+			continue
+		}
+		r.logger.Info("removed peer, stopping replication", "peer", id, "last-index", lastIndex)
+		// The removed server still gets the entry that removes it.
+		repl.stop(lastIndex)
+		delete(ls.replState, id)
+		r.observe(PeerObservation{Peer: repl.getPeer(), Removed: true})
+	}
+}

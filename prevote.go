@@ -1,0 +1,122 @@
+package raft
+
+import (
+	"strings"
+	"time"
+)
+
+// runPreVote asks the voters whether they would vote for us in the next
+// term, without changing our term or vote. It returns true once a quorum
+// says yes, and false when the role changed. After a refused round it waits
+// an election timeout and asks again.
+func (r *Raft) runPreVote() bool {
+	for r.getState() == Candidate {
+		term := r.getCurrentTerm() + 1
+		r.logger.Info("entering prevote state", "node", r, "term", term)
+		start := time.Now()
+		lastIndex, lastTerm := r.getLastEntry()
+		req := &RequestPreVoteRequest{
+			RPCHeader:    r.header(),
+			Term:         term,
+			LastLogIndex: lastIndex,
+			LastLogTerm:  lastTerm,
+		}
+		transport := r.trans.(WithPreVote)
+		votes := r.askVoters(func(server Server) voteResult {
+			var resp RequestPreVoteResponse
+			if err := transport.RequestPreVote(server.ID, server.Address, req, &resp); err != nil {
+				// A peer that does not know prevote answers so; it
+				// will judge the real vote on its own rules.
+				if strings.Contains(err.Error(), errUnexpectedCommand.Error()) {
+					return voteResult{voterID: server.ID, term: term, granted: true}
+				}
+				r.logger.Error("failed to make requestPreVote RPC", "target", server, "error", err, "term", term)
+				return voteResult{voterID: server.ID, term: term}
+			}
+			return voteResult{voterID: server.ID, term: resp.Term, granted: resp.Granted}
+		})
+		measureSince([]string{"raft", "candidate", "preElectSelf"}, start)
+
+		needed := r.quorumSize()
+		granted, refused := 0, 0
+		if hasVote(r.configurations.latest, r.localID) {
+			granted++
+		}
+		if granted >= needed {
+			return true
+		}
+		electionTimer := randomTimeout(r.config().ElectionTimeout)
+	round:
+		for r.getState() == Candidate {
+			select {
+			case rpc := <-r.rpcCh:
+				r.processRPC(rpc)
+			case rpc := <-r.heartbeatCh:
+				r.processRPC(rpc)
+			case vote := <-votes:
+				if vote.term > term {
+					r.logger.Debug("newer term discovered in prevote, fallback to follower", "term", vote.term)
+					_ = r.stepDownTo(vote.term)
+					return false
+				}
+				if vote.granted {
+					granted++
+					if granted >= needed {
+						r.logger.Info("pre-vote successful, starting election", "term", term, "tally", granted)
+						return true
+					}
+				} else {
+					refused++
+					if refused >= needed {
+						r.logger.Info("pre-vote campaign failed, waiting for election timeout", "term", term, "tally", granted, "refused", refused)
+					}
+				}
+			case a := <-r.applyCh:
+				a.respond(ErrNotLeader)
+			case c := <-r.configurationChangeCh:
+				c.respond(ErrNotLeader)
+			case op := <-r.opsCh:
+				r.handleOpNotLeader(op)
+			case <-electionTimer:
+				break round
+			case <-r.shutdownCh:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// requestPreVote answers a RequestPreVote request. It never changes our
+// state nor writes anything.
+func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
+	defer measureSince([]string{"raft", "rpc", "requestPreVote"}, time.Now())
+	r.observe(*req)
+	currentTerm := r.getCurrentTerm()
+	resp := &RequestPreVoteResponse{RPCHeader: r.header(), Term: max(currentTerm, req.Term)}
+	defer func() { rpc.Respond(resp, nil) }()
+
+	candidateID := ServerID(req.ID)
+	candidateAddr := r.trans.DecodePeer(req.Addr)
+	latest := r.configurations.latest
+	if len(latest.Servers) > 0 && !inConfiguration(latest, candidateID) {
+		r.logger.Warn("rejecting pre-vote request since node is not in configuration", "from", candidateAddr)
+		return
+	}
+	if leaderAddr, leaderID := r.LeaderWithID(); leaderAddr != "" && !sameServer(leaderAddr, leaderID, candidateAddr, candidateID) {
+		r.logger.Warn("rejecting pre-vote request since we have a leader", "from", candidateAddr, "leader", leaderAddr, "leader-id", leaderID)
+		return
+	}
+	if req.Term < currentTerm {
+		return
+	}
+	if !hasVote(latest, candidateID) {
+		r.logger.Warn("rejecting pre-vote request since node is not a voter", "from", candidateAddr)
+		return
+	}
+	lastIndex, lastTerm := r.getLastEntry()
+	if lastTerm > req.LastLogTerm || (lastTerm == req.LastLogTerm && lastIndex > req.LastLogIndex) {
+		return
+	}
+	resp.Granted = true
+}

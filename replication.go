@@ -1,0 +1,459 @@
+package raft
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// failureWait is the base of the back-off after failed RPCs.
+	failureWait = 10 * time.Millisecond
+	// maxFailureScale caps the back-off at failureWait << maxFailureScale.
+	maxFailureScale = 10
+)
+
+// backoff returns how long to wait after the given number of consecutive
+// failures: base·2^(failures−2) for failures > 2, base otherwise, at most
+// base·2^maxScale.
+func backoff(base time.Duration, failures, maxScale uint64) time.Duration {
+	power := min(failures, maxScale)
+	if power > 2 {
+		power -= 2
+	} else {
+		power = 0
+	}
+	return base << power
+}
+
+// followerReplication replicates the leader's log to one server. It runs a
+// replication goroutine (entries, catch-up, snapshots) and a heartbeat
+// goroutine.
+type followerReplication struct {
+	r  *Raft
+	ls *leaderState
+	// term is the leader's term; it never changes for this replicator.
+	term uint64
+
+	peerMu sync.RWMutex
+	peer   Server
+
+	// nextIndex is the next entry to send; replication goroutine only.
+	nextIndex uint64
+	// lastContact is when the peer last answered us, for the lease.
+	lastContact atomicTime
+	// failures counts consecutive failed AppendEntries.
+	failures uint64
+
+	triggerCh       chan struct{}
+	heartbeatPokeCh chan struct{}
+	// stopCh is closed to stop; stopIndex says up to where to replicate
+	// first (0: stop at once).
+	stopCh    chan struct{}
+	stopOnce  sync.Once
+	stopIndex atomic.Uint64
+	// done is closed when both goroutines have exited.
+	done chan struct{}
+
+	verifyMu sync.Mutex
+	verifies map[*verifyFuture]struct{}
+}
+
+func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uint64) *followerReplication {
+	s := &followerReplication{
+		r:               r,
+		ls:              ls,
+		term:            ls.term,
+		peer:            peer,
+		nextIndex:       nextIndex,
+		triggerCh:       make(chan struct{}, 1),
+		heartbeatPokeCh: make(chan struct{}, 1),
+		stopCh:          make(chan struct{}),
+		done:            make(chan struct{}),
+		verifies:        map[*verifyFuture]struct{}{},
+	}
+	// A new leader starts with a full lease towards every peer.
+	s.lastContact.store(time.Now())
+	return s
+}
+
+func (s *followerReplication) getPeer() Server {
+	s.peerMu.RLock()
+	defer s.peerMu.RUnlock()
+	return s.peer
+}
+
+func (s *followerReplication) setPeer(peer Server) {
+	s.peerMu.Lock()
+	s.peer = peer
+	s.peerMu.Unlock()
+}
+
+// trigger asks for replication of new entries.
+func (s *followerReplication) trigger() {
+	select {
+	case s.triggerCh <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends replication after sending entries up to index (0: at once).
+func (s *followerReplication) stop(index uint64) {
+	s.stopOnce.Do(func() {
+		s.stopIndex.Store(index)
+		close(s.stopCh)
+	})
+}
+
+func (s *followerReplication) addVerify(v *verifyFuture) {
+	s.verifyMu.Lock()
+	s.verifies[v] = struct{}{}
+	s.verifyMu.Unlock()
+	select {
+	case s.heartbeatPokeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *followerReplication) removeVerify(v *verifyFuture) {
+	s.verifyMu.Lock()
+	delete(s.verifies, v)
+	s.verifyMu.Unlock()
+}
+
+// takeVerifies returns the checks waiting for the next heartbeat.
+func (s *followerReplication) takeVerifies() []*verifyFuture {
+	s.verifyMu.Lock()
+	defer s.verifyMu.Unlock()
+	if len(s.verifies) == 0 {
+		return nil
+	}
+	out := make([]*verifyFuture, 0, len(s.verifies))
+	for v := range s.verifies {
+		out = append(out, v)
+		delete(s.verifies, v)
+	}
+	return out
+}
+
+// putBackVerifies returns checks whose heartbeat got no answer.
+func (s *followerReplication) putBackVerifies(vs []*verifyFuture) {
+	s.verifyMu.Lock()
+	defer s.verifyMu.Unlock()
+	for _, v := range vs {
+		s.verifies[v] = struct{}{}
+	}
+}
+
+// signalStepDown tells the leader loop that the peer knows a newer term.
+func (s *followerReplication) signalStepDown(term uint64) {
+	select {
+	case s.ls.stepDownCh <- term:
+	default:
+	}
+}
+
+// run is the replication goroutine.
+func (s *followerReplication) run() {
+	r := s.r
+	heartbeatDone := make(chan struct{})
+	go func() {
+		defer close(heartbeatDone)
+		s.heartbeat()
+	}()
+	defer func() {
+		<-heartbeatDone
+		close(s.done)
+	}()
+
+	for {
+		select {
+		case <-s.stopCh:
+			if index := s.stopIndex.Load(); index > 0 {
+				s.replicateTo(index, true)
+			}
+			return
+		case <-r.shutdownCh:
+			return
+		case <-s.triggerCh:
+		case <-randomTimeout(r.config().CommitTimeout):
+		}
+		lastIndex, _ := r.getLastLog()
+		if s.replicateTo(lastIndex, false) {
+			// The peer has a newer term: wait to be stopped.
+			select {
+			case <-s.stopCh:
+			case <-r.shutdownCh:
+			}
+			return
+		}
+	}
+}
+
+// replicateTo sends entries until the peer has every entry up to
+// lastIndex, or an attempt fails. It returns true when the peer knows a
+// newer term. once limits it to a single attempt (final sends to removed
+// servers).
+func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTerm bool) {
+	r := s.r
+	for {
+		if s.failures > 0 && !once {
+			select {
+			case <-time.After(backoff(failureWait, s.failures, maxFailureScale)):
+			case <-s.stopCh:
+				return false
+			case <-r.shutdownCh:
+				return false
+			}
+		}
+		peer := s.getPeer()
+		req := &AppendEntriesRequest{
+			RPCHeader:         r.header(),
+			Term:              s.term,
+			Leader:            r.trans.EncodePeer(r.localID, r.localAddr),
+			LeaderCommitIndex: r.getCommitIndex(),
+		}
+		err := s.setPreviousLog(req)
+		if err == nil {
+			err = s.setNewLogs(req, lastIndex)
+		}
+		if errors.Is(err, ErrLogNotFound) {
+			// The entries the peer needs were compacted away.
+			if newer, err := s.sendLatestSnapshot(); newer || err != nil || once {
+				if err != nil {
+					s.failures++
+				}
+				return newer
+			}
+			continue
+		}
+		if err != nil {
+			r.logger.Error("failed to read log for replication", "peer", peer.ID, "error", err)
+			s.failures++
+			return false
+		}
+
+		var resp AppendEntriesResponse
+		start := time.Now()
+		if err := r.trans.AppendEntries(peer.ID, peer.Address, req, &resp); err != nil {
+			r.logger.Error("failed to appendEntries to", "peer", peer, "error", err)
+			s.failures++
+			return false
+		}
+		appendStats(r, peer.ID, start, len(req.Entries))
+		if resp.Term > s.term {
+			s.signalStepDown(resp.Term)
+			return true
+		}
+		s.lastContact.store(time.Now())
+		if resp.Success {
+			s.failures = 0
+			matched := req.PrevLogEntry
+			if n := len(req.Entries); n > 0 {
+				matched = req.Entries[n-1].Index
+			}
+			s.nextIndex = matched + 1
+			s.ls.commitment.match(peer.ID, matched)
+		} else {
+			// Jump back using the peer's hint, at least one step.
+			s.nextIndex = max(min(s.nextIndex-1, resp.LastLog+1), 1)
+			if resp.NoRetryBackoff {
+				s.failures = 0
+			} else {
+				s.failures++
+			}
+			r.logger.Warn("appendEntries rejected, sending older logs", "peer", peer, "next", s.nextIndex)
+		}
+		if once || s.nextIndex > lastIndex {
+			return false
+		}
+		select {
+		case <-s.stopCh:
+			return false
+		case <-r.shutdownCh:
+			return false
+		default:
+		}
+	}
+}
+
+// setPreviousLog fills the previous entry's index and term for nextIndex.
+func (s *followerReplication) setPreviousLog(req *AppendEntriesRequest) error {
+	prevIndex := s.nextIndex - 1
+	if prevIndex == 0 {
+		return nil
+	}
+	snapshotIndex, snapshotTerm := s.r.getLastSnapshot()
+	if prevIndex == snapshotIndex {
+		req.PrevLogEntry, req.PrevLogTerm = snapshotIndex, snapshotTerm
+		return nil
+	}
+	entry, err := s.r.getEntry(prevIndex)
+	if err != nil {
+		return err
+	}
+	req.PrevLogEntry, req.PrevLogTerm = entry.Index, entry.Term
+	return nil
+}
+
+// setNewLogs fills up to MaxAppendEntries entries from nextIndex on.
+func (s *followerReplication) setNewLogs(req *AppendEntriesRequest, lastIndex uint64) error {
+	if s.nextIndex > lastIndex {
+		return nil
+	}
+	maxIndex := min(s.nextIndex+uint64(s.r.config().MaxAppendEntries)-1, lastIndex)
+	req.Entries = make([]*Log, 0, maxIndex-s.nextIndex+1)
+	for index := s.nextIndex; index <= maxIndex; index++ {
+		entry, err := s.r.getEntry(index)
+		if err != nil {
+			return err
+		}
+		req.Entries = append(req.Entries, entry)
+	}
+	return nil
+}
+
+func appendStats(r *Raft, peer ServerID, start time.Time, logs int) {
+	label := metricLabel{Name: "peer_id", Value: string(peer)}
+	measureSince([]string{"raft", "replication", "appendEntries", "rpc"}, start, label)
+	incrCounter([]string{"raft", "replication", "appendEntries", "logs"}, float32(logs), label)
+	if !r.config().NoLegacyTelemetry {
+		measureSince([]string{"raft", "replication", "appendEntries", "rpc", string(peer)}, start)
+		incrCounter([]string{"raft", "replication", "appendEntries", "logs", string(peer)}, float32(logs))
+	}
+}
+
+// heartbeat sends heartbeats to the peer every [HT/10, HT/5), and at once
+// when a leadership check asks. Each answer is a vote in the checks that
+// were waiting when the heartbeat was sent.
+func (s *followerReplication) heartbeat() {
+	r := s.r
+	var failures uint64
+	req := &AppendEntriesRequest{
+		RPCHeader: r.header(),
+		Term:      s.term,
+		Leader:    r.trans.EncodePeer(r.localID, r.localAddr),
+	}
+	for {
+		select {
+		case <-s.heartbeatPokeCh:
+		case <-randomTimeout(r.config().HeartbeatTimeout / 10):
+		case <-s.stopCh:
+			return
+		case <-r.shutdownCh:
+			return
+		}
+		peer := s.getPeer()
+		verifies := s.takeVerifies()
+		var resp AppendEntriesResponse
+		start := time.Now()
+		if err := r.trans.AppendEntries(peer.ID, peer.Address, req, &resp); err != nil {
+			s.putBackVerifies(verifies)
+			wait := min(backoff(failureWait, failures, maxFailureScale), r.config().HeartbeatTimeout/2)
+			r.logger.Error("failed to heartbeat to", "peer", peer.Address, "backoff time", wait, "error", err)
+			r.observe(FailedHeartbeatObservation{PeerID: peer.ID, LastContact: s.lastContact.load()})
+			failures++
+			select {
+			case <-time.After(wait):
+			case <-s.stopCh:
+				return
+			case <-r.shutdownCh:
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			r.observe(ResumedHeartbeatObservation{PeerID: peer.ID})
+		}
+		failures = 0
+		label := metricLabel{Name: "peer_id", Value: string(peer.ID)}
+		measureSince([]string{"raft", "replication", "heartbeat"}, start, label)
+		if !r.config().NoLegacyTelemetry {
+			measureSince([]string{"raft", "replication", "heartbeat", string(peer.ID)}, start)
+		}
+		if resp.Term > s.term {
+			s.signalStepDown(resp.Term)
+		} else {
+			s.lastContact.store(time.Now())
+		}
+		for _, v := range verifies {
+			v.vote(resp.Success && resp.Term == s.term)
+		}
+	}
+}
+
+// logWriter persists the leader's new entries on its own goroutine, so the
+// leader sends entries to followers while its own disk write is under way
+// (dissertation §10.2.1). Batches waiting for the disk are merged into one
+// StoreLogs call. After each durable write the leader's match index moves.
+type logWriter struct {
+	r          *Raft
+	commitment *commitment
+	errCh      chan<- error
+	ch         chan []*Log
+	done       chan struct{}
+	failed     atomic.Bool
+}
+
+func newLogWriter(r *Raft, c *commitment, errCh chan<- error) *logWriter {
+	w := &logWriter{
+		r:          r,
+		commitment: c,
+		errCh:      errCh,
+		ch:         make(chan []*Log, 64),
+		done:       make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// write queues entries for the disk; it waits only when 64 batches are
+// already queued.
+func (w *logWriter) write(entries []*Log) {
+	w.ch <- entries
+}
+
+// stop waits for queued writes to finish and reports whether any failed.
+func (w *logWriter) stop() (failed bool) {
+	close(w.ch)
+	<-w.done
+	return w.failed.Load()
+}
+
+func (w *logWriter) run() {
+	defer close(w.done)
+	var batch []*Log
+	for entries := range w.ch {
+		batch = append(batch[:0], entries...)
+	merge:
+		for {
+			select {
+			case more, ok := <-w.ch:
+				if !ok {
+					break merge
+				}
+				batch = append(batch, more...)
+			default:
+				break merge
+			}
+		}
+		if w.failed.Load() {
+			// After a failure nothing more is written: the leader is
+			// stepping down and will re-read its log from the store.
+			continue
+		}
+		start := time.Now()
+		if err := w.r.logs.StoreLogs(batch); err != nil {
+			w.failed.Store(true)
+			select {
+			case w.errCh <- err:
+			default:
+			}
+			continue
+		}
+		measureSince([]string{"raft", "leader", "storeLogs"}, start)
+		w.commitment.match(w.r.localID, batch[len(batch)-1].Index)
+		clear(batch)
+	}
+}

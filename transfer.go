@@ -1,0 +1,110 @@
+package raft
+
+import "time"
+
+// LeadershipTransfer hands leadership to the most up-to-date voter. The
+// future resolves once leadership has moved, or fails after
+// ElectionTimeout with "leadership transfer timeout".
+func (r *Raft) LeadershipTransfer() Future {
+	return r.initiateLeadershipTransfer(nil, nil)
+}
+
+// LeadershipTransferToServer hands leadership to the given voter.
+func (r *Raft) LeadershipTransferToServer(id ServerID, address ServerAddress) Future {
+	return r.initiateLeadershipTransfer(&id, &address)
+}
+
+func (r *Raft) initiateLeadershipTransfer(id *ServerID, address *ServerAddress) Future {
+	if id != nil && *id == r.localID {
+		return errorFuture{errTransferToSelf}
+	}
+	f := &leadershipTransferFuture{id: id, address: address}
+	r.initFuture(&f.deferError)
+	r.sendOp(f, &f.deferError, 0)
+	return f
+}
+
+// transferResult is what a transfer goroutine reports to the leader loop.
+type transferResult struct {
+	future *leadershipTransferFuture
+	err    error
+}
+
+// startLeadershipTransfer picks the target and starts the transfer: catch
+// the target up, then send it TimeoutNow. Applies and membership changes are
+// refused while it runs.
+func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
+	ls := &r.leaderState
+	if ls.transfer != nil {
+		f.respond(ErrLeadershipTransferInProgress)
+		return
+	}
+	var target *followerReplication
+	if f.id != nil {
+		repl, ok := ls.replState[*f.id]
+		if !ok || !hasVote(r.configurations.latest, *f.id) {
+			f.respond(errCannotFindPeer)
+			return
+		}
+		target = repl
+	} else {
+		// The voter furthest ahead needs the least catching up.
+		var best uint64
+		for _, server := range r.configurations.latest.Servers {
+			repl, ok := ls.replState[server.ID]
+			if !ok || server.Suffrage != Voter {
+				continue
+			}
+			if match := ls.commitment.matchIndexOf(server.ID); target == nil || match > best {
+				target, best = repl, match
+			}
+		}
+		if target == nil {
+			f.respond(errCannotFindPeer)
+			return
+		}
+	}
+	ls.transfer = f
+	r.logger.Info("starting leadership transfer", "target", target.getPeer().ID)
+	go r.runLeadershipTransfer(f, target, ls.commitment, ls.stopCh, ls.transferDoneCh)
+}
+
+// runLeadershipTransfer drives one transfer. It only reports to the leader
+// loop; the leader loop answers the future.
+func (r *Raft) runLeadershipTransfer(f *leadershipTransferFuture, target *followerReplication,
+	c *commitment, stopCh <-chan struct{}, doneCh chan<- transferResult) {
+	timeout := r.config().ElectionTimeout
+	deadline := time.After(timeout)
+	report := func(err error) {
+		select {
+		case doneCh <- transferResult{future: f, err: err}:
+		case <-stopCh:
+			// Leadership ended meanwhile; teardown answers the future.
+		}
+	}
+	peer := target.getPeer()
+	poll := max(r.config().HeartbeatTimeout/20, time.Millisecond)
+	for c.matchIndexOf(peer.ID) < r.getLastIndex() {
+		target.trigger()
+		select {
+		case <-time.After(poll):
+		case <-deadline:
+			report(errLeadershipTransferTimed)
+			return
+		case <-stopCh:
+			return
+		}
+	}
+	var resp TimeoutNowResponse
+	req := &TimeoutNowRequest{RPCHeader: r.header()}
+	if err := r.trans.TimeoutNow(peer.ID, peer.Address, req, &resp); err != nil {
+		report(err)
+		return
+	}
+	// The target campaigns now; our leadership ends when it wins.
+	select {
+	case <-stopCh:
+	case <-time.After(timeout):
+		report(errLeadershipTransferTimed)
+	}
+}
