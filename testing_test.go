@@ -1,0 +1,350 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+)
+
+// Shared helpers for cluster tests. Every cluster test runs inside a
+// testing/synctest bubble: timers run on virtual time, so elections and
+// timeouts cost no wall-clock time, and the bubble's end proves that every
+// goroutine of every node stopped.
+
+// testFSM records the commands it applies; Apply returns the entry's index.
+type testFSM struct {
+	mu      sync.Mutex
+	data    [][]byte
+	indexes []uint64
+}
+
+func (f *testFSM) Apply(l *Log) interface{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.indexes); n > 0 && l.Index <= f.indexes[n-1] {
+		panic(fmt.Sprintf("testFSM: index %d applied after %d", l.Index, f.indexes[n-1]))
+	}
+	f.data = append(f.data, l.Data)
+	f.indexes = append(f.indexes, l.Index)
+	return l.Index
+}
+
+func (f *testFSM) Snapshot() (FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &testFSMSnapshot{data: slices.Clone(f.data), indexes: slices.Clone(f.indexes)}, nil
+}
+
+func (f *testFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var data [][]byte
+	var indexes []uint64
+	for {
+		var hdr [12]byte
+		if _, err := io.ReadFull(rc, hdr[:]); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		buf := make([]byte, binary.BigEndian.Uint32(hdr[8:]))
+		if _, err := io.ReadFull(rc, buf); err != nil {
+			return err
+		}
+		indexes = append(indexes, binary.BigEndian.Uint64(hdr[:8]))
+		data = append(data, buf)
+	}
+	f.mu.Lock()
+	f.data, f.indexes = data, indexes
+	f.mu.Unlock()
+	return nil
+}
+
+// commands returns a copy of the applied commands.
+func (f *testFSM) commands() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.data)
+}
+
+func (f *testFSM) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.data)
+}
+
+type testFSMSnapshot struct {
+	data    [][]byte
+	indexes []uint64
+}
+
+func (s *testFSMSnapshot) Persist(sink SnapshotSink) error {
+	var buf bytes.Buffer
+	for i, d := range s.data {
+		var hdr [12]byte
+		binary.BigEndian.PutUint64(hdr[:8], s.indexes[i])
+		binary.BigEndian.PutUint32(hdr[8:], uint32(len(d)))
+		buf.Write(hdr[:])
+		buf.Write(d)
+	}
+	if _, err := sink.Write(buf.Bytes()); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *testFSMSnapshot) Release() {}
+
+// testNode is one node of a test cluster with its stores, which survive a
+// restart.
+type testNode struct {
+	id    ServerID
+	addr  ServerAddress
+	conf  *Config
+	raft  *Raft
+	fsm   *testFSM
+	store *InmemStore
+	snaps *InmemSnapshotStore
+	trans *InmemTransport
+}
+
+type testCluster struct {
+	t     testing.TB
+	nodes []*testNode
+}
+
+// testLogger is silent unless RAFT_TEST_LOG names a level.
+func testLogger(name string) hclog.Logger {
+	level := hclog.Off
+	if v := os.Getenv("RAFT_TEST_LOG"); v != "" {
+		level = hclog.LevelFromString(v)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: os.Stderr})
+}
+
+// testConfig returns a fast configuration for virtual-time tests.
+func testConfig(id ServerID) *Config {
+	conf := DefaultConfig()
+	conf.LocalID = id
+	conf.HeartbeatTimeout = 50 * time.Millisecond
+	conf.ElectionTimeout = 50 * time.Millisecond
+	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.Logger = testLogger(string(id))
+	return conf
+}
+
+type clusterOptions struct {
+	// tweak adjusts each node's configuration.
+	tweak func(*Config)
+	// noBootstrap leaves the stores empty.
+	noBootstrap bool
+}
+
+// newTestCluster starts n fully connected, bootstrapped voters.
+func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
+	c := &testCluster{t: t}
+	var configuration Configuration
+	for i := range n {
+		id := ServerID(fmt.Sprintf("node%d", i))
+		addr, trans := NewInmemTransport(ServerAddress(fmt.Sprintf("addr%d", i)))
+		node := &testNode{
+			id: id, addr: addr, trans: trans,
+			fsm: &testFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(),
+		}
+		node.conf = testConfig(id)
+		if opts.tweak != nil {
+			opts.tweak(node.conf)
+		}
+		c.nodes = append(c.nodes, node)
+		configuration.Servers = append(configuration.Servers, Server{Suffrage: Voter, ID: id, Address: addr})
+	}
+	c.fullyConnect()
+	for _, node := range c.nodes {
+		if !opts.noBootstrap {
+			require.NoError(t, BootstrapCluster(node.conf, node.store, node.store, node.snaps, node.trans, configuration))
+		}
+		c.start(node)
+	}
+	return c
+}
+
+// start creates the node's Raft from its stores.
+func (c *testCluster) start(node *testNode) {
+	r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, node.trans)
+	require.NoError(c.t, err)
+	node.raft = r
+}
+
+func (c *testCluster) fullyConnect() {
+	for _, a := range c.nodes {
+		for _, b := range c.nodes {
+			if a != b {
+				a.trans.Connect(b.addr, b.trans)
+			}
+		}
+	}
+}
+
+// isolate cuts every link to and from node.
+func (c *testCluster) isolate(node *testNode) {
+	for _, other := range c.nodes {
+		if other != node {
+			node.trans.Disconnect(other.addr)
+			other.trans.Disconnect(node.addr)
+		}
+	}
+}
+
+// partition splits the cluster: nodes talk only within their group.
+func (c *testCluster) partition(groups ...[]*testNode) {
+	group := map[*testNode]int{}
+	for i, g := range groups {
+		for _, node := range g {
+			group[node] = i
+		}
+	}
+	for _, a := range c.nodes {
+		for _, b := range c.nodes {
+			if a == b {
+				continue
+			}
+			ga, okA := group[a]
+			gb, okB := group[b]
+			if okA && okB && ga == gb {
+				a.trans.Connect(b.addr, b.trans)
+			} else {
+				a.trans.Disconnect(b.addr)
+			}
+		}
+	}
+}
+
+func (c *testCluster) live() []*testNode {
+	var out []*testNode
+	for _, node := range c.nodes {
+		if node.raft != nil && node.raft.State() != Shutdown {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond in virtual time until it holds or timeout passes.
+func (c *testCluster) waitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// leader waits until exactly one of nodes (all live nodes when empty) is
+// leader and returns it.
+func (c *testCluster) leader(nodes ...*testNode) *testNode {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		nodes = c.live()
+	}
+	var found *testNode
+	c.waitFor(5*time.Second, "a single leader", func() bool {
+		found = nil
+		for _, node := range nodes {
+			if node.raft.State() == Leader {
+				if found != nil {
+					return false
+				}
+				found = node
+			}
+		}
+		return found != nil
+	})
+	return found
+}
+
+// followers returns the live nodes that are not n.
+func (c *testCluster) others(n *testNode) []*testNode {
+	var out []*testNode
+	for _, node := range c.live() {
+		if node != n {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+// waitApplied waits until every given node (all live nodes when empty)
+// has applied at least count commands.
+func (c *testCluster) waitApplied(count int, nodes ...*testNode) {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		nodes = c.live()
+	}
+	c.waitFor(10*time.Second, fmt.Sprintf("%d commands applied", count), func() bool {
+		for _, node := range nodes {
+			if node.fsm.len() < count {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// requireSameFSMs checks that the given nodes applied identical commands.
+func (c *testCluster) requireSameFSMs(nodes ...*testNode) {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		nodes = c.live()
+	}
+	want := nodes[0].fsm.commands()
+	for _, node := range nodes[1:] {
+		require.Equal(c.t, want, node.fsm.commands(), "FSM of %s differs from %s", node.id, nodes[0].id)
+	}
+}
+
+// shutdownNode stops a node, keeping its stores for a restart.
+func (c *testCluster) shutdownNode(node *testNode) {
+	require.NoError(c.t, node.raft.Shutdown().Error())
+}
+
+// restartNode starts a stopped node again from its stores, with a fresh FSM
+// and transport at the same address.
+func (c *testCluster) restartNode(node *testNode) {
+	_, node.trans = NewInmemTransport(node.addr)
+	node.fsm = &testFSM{}
+	c.fullyConnect()
+	c.start(node)
+}
+
+// close shuts every node down.
+func (c *testCluster) close() {
+	for _, node := range c.nodes {
+		if node.raft != nil {
+			require.NoError(c.t, node.raft.Shutdown().Error())
+		}
+	}
+}
+
+// applyN applies n commands "<prefix>-<i>" on the leader and waits for all.
+func applyN(t testing.TB, r *Raft, prefix string, n int) {
+	t.Helper()
+	futures := make([]ApplyFuture, n)
+	for i := range n {
+		futures[i] = r.Apply([]byte(fmt.Sprintf("%s-%d", prefix, i)), time.Second)
+	}
+	for i, f := range futures {
+		require.NoError(t, f.Error(), "apply %d", i)
+	}
+}
