@@ -413,8 +413,8 @@ func (n *NetworkTransport) send(c *netConn, rpcType uint8, args interface{}) err
 
 // InstallSnapshot sends a snapshot on a connection of its own: the request,
 // then exactly args.Size bytes of data. The deadline grows with the size
-// (WIRE.md §2.3). It fails without sending the reply wait if data ends
-// before args.Size bytes.
+// (WIRE.md §2.3). It fails if data ends before args.Size bytes, and sends no
+// more than args.Size bytes even if data holds more.
 func (n *NetworkTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error {
 	if n.IsShutdown() {
 		return ErrTransportShutdown
