@@ -224,6 +224,7 @@ func (r *Raft) appendNewEntries(entries []*Log, snapshotIndex uint64) error {
 	if len(newEntries) == 0 {
 		return nil
 	}
+	r.stageCommitIndex()
 	if err := r.logs.StoreLogs(newEntries); err != nil {
 		// Some entries may have been written: learn where the log ends.
 		r.tail.reset()
@@ -239,6 +240,17 @@ func (r *Raft) appendNewEntries(entries []*Log, snapshotIndex uint64) error {
 	last := newEntries[len(newEntries)-1]
 	r.setLastLog(last.Index, last.Term)
 	return nil
+}
+
+// stageCommitIndex tells a CommitTrackingLogStore the commit index, which
+// it persists with the next write, so that a restart can replay committed
+// entries (Config.RestoreCommittedLogs).
+func (r *Raft) stageCommitIndex() {
+	if store, ok := r.logs.(CommitTrackingLogStore); ok {
+		if err := store.StageCommitIndex(r.getCommitIndex()); err != nil {
+			r.logger.Error("failed to stage commit index in log store", "error", err)
+		}
+	}
 }
 
 // reloadLastLog reads the last log entry back from the store.

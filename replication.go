@@ -444,6 +444,7 @@ func (w *logWriter) run() {
 			continue
 		}
 		start := time.Now()
+		w.r.stageCommitIndex()
 		if err := w.r.logs.StoreLogs(batch); err != nil {
 			w.failed.Store(true)
 			select {
