@@ -1,0 +1,592 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/quorumkit/raft"
+)
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("wal: store is closed")
+
+// ErrKeyNotFound is returned by Get and GetUint64 for a key that was never
+// set. Its text is exactly "not found", which is how Raft recognises a
+// missing key (API.md §0 item 5).
+var ErrKeyNotFound = errors.New("not found")
+
+// Store is a durable raft.LogStore and raft.StableStore kept in one
+// directory. It is safe for one writer (StoreLogs, DeleteRange) and any
+// number of concurrent readers; see the package documentation for the
+// on-disk layout and the crash-safety argument.
+type Store struct {
+	dir    string
+	opts   Options
+	logger hclog.Logger
+	lock   *os.File // holds the directory lock until Close
+
+	// writeMu serialises the log writers: StoreLogs and DeleteRange. The
+	// fields marked "writer" below change only under writeMu (and mu when
+	// readers can see them), so the writer may read them without mu.
+	writeMu  sync.Mutex
+	nextSeq  uint64 // writer: sequence number for the next new segment
+	writeBuf []byte // writer: frame buffer reused when the cache is off
+
+	// metaMu serialises metadata file writes and guards meta, which always
+	// equals the durable content of the metadata file.
+	metaMu sync.Mutex
+	meta   metaState
+
+	// mu guards the index. Readers hold it for reading while they read a
+	// segment file, so a segment is never closed under a reader.
+	mu         sync.RWMutex
+	segments   []*segment // writer; oldest first, only the last may be empty
+	firstIndex uint64     // writer; 0 when the log is empty
+	lastIndex  uint64     // writer; 0 when the log is empty
+	cache      entryCache // writer
+
+	closed atomic.Bool
+	// failed holds the first write-path I/O error. After it, every write
+	// fails: a failed fsync may have dropped data the kernel had accepted,
+	// and retrying could report success for it.
+	failed atomic.Pointer[error]
+
+	// sync makes a file (or with dir, a directory) durable. Tests replace
+	// it to inject failures.
+	sync func(f *os.File, dir bool) error
+	// crashHook, when set by tests, is called at each named crash point of
+	// every multi-step operation; a non-nil return stops the operation
+	// there, as a crash would.
+	crashHook func(point string) error
+}
+
+var (
+	_ raft.LogStore          = (*Store)(nil)
+	_ raft.StableStore       = (*Store)(nil)
+	_ raft.MonotonicLogStore = (*Store)(nil)
+)
+
+// Open opens the store in dir, creating the directory and an empty store if
+// needed, and recovers it after a crash: a torn write at the end of the
+// newest segment is cut off (and logged); any other damage makes Open fail
+// with an error naming the file and offset. Only one Store may have a
+// directory open at a time.
+func Open(dir string, opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal: create directory: %w", err)
+	}
+	lock, err := lockDir(dir + string(os.PathSeparator) + lockName)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir:    dir,
+		opts:   opts,
+		logger: opts.Logger,
+		lock:   lock,
+		cache:  entryCache{limit: opts.CacheSize},
+	}
+	s.sync = s.defaultSync
+	if err := s.recover(); err != nil {
+		for _, g := range s.segments {
+			g.f.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) defaultSync(f *os.File, dir bool) error {
+	switch {
+	case s.opts.Sync == SyncNever:
+		return nil
+	case dir || s.opts.Sync == SyncFull:
+		return f.Sync()
+	default:
+		return syncData(f)
+	}
+}
+
+// syncFile flushes f and counts the sync in the metrics.
+func (s *Store) syncFile(f *os.File) error {
+	start := time.Now()
+	err := s.sync(f, false)
+	measureSince([]string{"raft", "wal", "sync"}, start)
+	incrCounter([]string{"raft", "wal", "syncs"}, 1)
+	return err
+}
+
+func (s *Store) syncDir() error {
+	return syncDir(s.dir, func(f *os.File) error { return s.sync(f, true) })
+}
+
+// hit runs the test crash hook for point.
+func (s *Store) hit(point string) error {
+	if s.crashHook == nil {
+		return nil
+	}
+	return s.crashHook(point)
+}
+
+// fail records err as the store's fatal error and returns it.
+func (s *Store) fail(err error) error {
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.logger.Error("write failed; the store refuses further writes until it is reopened", "error", err)
+		incrCounter([]string{"raft", "wal", "failed"}, 1)
+	}
+	return err
+}
+
+// writable returns why a write cannot proceed, or nil.
+func (s *Store) writable() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if p := s.failed.Load(); p != nil {
+		return fmt.Errorf("wal: store is unusable after an earlier write failure (reopen it to recover): %w", *p)
+	}
+	return nil
+}
+
+// Close releases the files and the directory lock. Every later call,
+// including a second Close, returns ErrClosed.
+func (s *Store) Close() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Swap(true) {
+		return ErrClosed
+	}
+	var errs []error
+	for _, g := range s.segments {
+		errs = append(errs, g.f.Close())
+	}
+	s.segments = nil
+	s.cache.reset()
+	errs = append(errs, s.lock.Close())
+	return errors.Join(errs...)
+}
+
+// IsMonotonic reports true: the store refuses gaps, so Raft deletes the whole
+// log after installing a snapshot instead of leaving one.
+func (s *Store) IsMonotonic() bool { return true }
+
+// FirstIndex returns the index of the oldest entry, or 0 for an empty log.
+func (s *Store) FirstIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	return s.firstIndex, nil
+}
+
+// LastIndex returns the index of the newest entry, or 0 for an empty log.
+func (s *Store) LastIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	return s.lastIndex, nil
+}
+
+// GetLog reads the entry at index into out, or returns raft.ErrLogNotFound.
+// Recent entries come from memory; older ones are read from their segment
+// and their checksum verified. out's Data and Extensions are never shared
+// with the store or with other calls.
+func (s *Store) GetLog(index uint64, out *raft.Log) error {
+	if out == nil {
+		return errors.New("wal: GetLog: nil *raft.Log")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.lastIndex == 0 || index < s.firstIndex || index > s.lastIndex {
+		return raft.ErrLogNotFound
+	}
+	if b, ok := s.cache.get(index); ok {
+		return decodeEntry(b, index, out, false, true)
+	}
+	g := s.segmentHolding(index)
+	loc := g.locs[index-g.first]
+	buf := make([]byte, loc.n)
+	if _, err := g.f.ReadAt(buf, int64(loc.off)); err != nil {
+		return fmt.Errorf("wal: read entry %d from %s at offset %d: %w", index, g.path, loc.off, err)
+	}
+	incrCounter([]string{"raft", "wal", "readDisk"}, 1)
+	if err := decodeEntry(buf, index, out, true, false); err != nil {
+		return fmt.Errorf("wal: entry %d in %s at offset %d: %w", index, g.path, loc.off, err)
+	}
+	return nil
+}
+
+// segmentHolding returns the segment whose entries include index, which
+// must be within [firstIndex, lastIndex]. Callers hold mu.
+func (s *Store) segmentHolding(index uint64) *segment {
+	// Only the last segment can be empty, and its first is then above
+	// lastIndex, so the last segment starting at or below index holds it.
+	i := sort.Search(len(s.segments), func(i int) bool { return s.segments[i].first > index })
+	return s.segments[i-1]
+}
+
+// StoreLog stores one entry; see StoreLogs.
+func (s *Store) StoreLog(log *raft.Log) error { return s.StoreLogs([]*raft.Log{log}) }
+
+// StoreLogs appends a batch with one write and one sync, and returns only
+// once the batch is durable (per Options.Sync). Indexes must be contiguous
+// and follow LastIndex; into an empty log the first batch may start
+// anywhere above 0. A refused batch changes nothing; an I/O error makes the
+// store refuse all later writes.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if len(logs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	size := frameHeaderSize
+	for i, l := range logs {
+		switch {
+		case l == nil:
+			return fmt.Errorf("wal: StoreLogs: entry %d of the batch is nil", i)
+		case l.Index == 0:
+			return errors.New("wal: StoreLogs: index 0 is not a valid log index")
+		case i > 0 && l.Index != logs[i-1].Index+1:
+			return fmt.Errorf("wal: StoreLogs: batch is not contiguous: index %d follows %d", l.Index, logs[i-1].Index)
+		case len(l.Data) > MaxBatchBytes || len(l.Extensions) > MaxBatchBytes:
+			return fmt.Errorf("wal: StoreLogs: entry %d is larger than the %d byte batch limit", l.Index, MaxBatchBytes)
+		}
+		size += encodedEntrySize(l)
+		if size > MaxBatchBytes {
+			return fmt.Errorf("wal: StoreLogs: batch is larger than the %d byte limit", MaxBatchBytes)
+		}
+	}
+	first := logs[0].Index
+	if s.lastIndex != 0 && first != s.lastIndex+1 {
+		return fmt.Errorf("wal: StoreLogs: batch starts at index %d but the log ends at %d (gaps and overwrites are refused; delete the tail first)", first, s.lastIndex)
+	}
+
+	var frame []byte
+	if s.cache.limit < 0 {
+		if cap(s.writeBuf) < size {
+			s.writeBuf = make([]byte, size)
+		}
+		frame = s.writeBuf[:size]
+	} else {
+		frame = make([]byte, size) // handed to the cache below
+	}
+	encoded := make([][]byte, len(logs))
+	off := frameHeaderSize
+	for i, l := range logs {
+		n := encodedEntrySize(l)
+		putEntry(frame[off:off+n], l)
+		encoded[i] = frame[off : off+n : off+n]
+		off += n
+	}
+	putFrameHeader(frame, uint32(len(logs)), first)
+
+	g, err := s.segmentFor(first, len(frame))
+	if err != nil {
+		return err
+	}
+	if _, err := g.f.WriteAt(frame, g.size); err != nil {
+		return s.fail(fmt.Errorf("wal: write %s at offset %d: %w", g.path, g.size, err))
+	}
+	if err := s.hit("append.written"); err != nil {
+		return s.fail(err)
+	}
+	if err := s.syncFile(g.f); err != nil {
+		return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
+	}
+
+	base := uint32(g.size) + frameHeaderSize
+	s.mu.Lock()
+	if g.empty() {
+		g.first = first
+	}
+	for _, e := range encoded {
+		g.locs = append(g.locs, entryLoc{off: base, n: uint32(len(e))})
+		base += uint32(len(e))
+	}
+	g.size += int64(len(frame))
+	if s.firstIndex == 0 {
+		s.firstIndex = first
+	}
+	s.lastIndex = logs[len(logs)-1].Index
+	if s.cache.limit >= 0 {
+		s.cache.add(first, encoded)
+	}
+	s.mu.Unlock()
+
+	measureSince([]string{"raft", "wal", "append"}, start)
+	incrCounter([]string{"raft", "wal", "appendEntries"}, float32(len(logs)))
+	incrCounter([]string{"raft", "wal", "appendBytes"}, float32(len(frame)))
+	return nil
+}
+
+// segmentFor returns the segment the next frame goes to, starting the log or
+// a new segment when needed. Called by the writer.
+func (s *Store) segmentFor(first uint64, frameLen int) (*segment, error) {
+	var active *segment
+	if n := len(s.segments); n > 0 {
+		active = s.segments[n-1]
+	}
+	if s.lastIndex == 0 {
+		if active != nil && active.empty() && active.base == first && len(s.segments) == 1 {
+			return active, nil
+		}
+		return s.startLog(first)
+	}
+	if active.size > segmentHeaderSize && active.size+int64(frameLen) > int64(s.opts.SegmentSize) {
+		return s.rotate(first)
+	}
+	return active, nil
+}
+
+// createSegment makes a new, empty, durable segment file: header written to
+// a temporary name, synced, renamed into place, directory synced. A crash
+// leaves either no file, a temporary file (removed on Open), or a complete
+// empty segment that the metadata does not name yet (removed on Open).
+func (s *Store) createSegment(seq, base uint64) (*segment, error) {
+	path := segmentPath(s.dir, seq)
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("wal: create segment: %w", err)
+	}
+	g := &segment{seq: seq, base: base, first: base, path: path, f: f, size: segmentHeaderSize}
+	if _, err := f.WriteAt(encodeSegmentHeader(segmentHeader{seq: seq, base: base}), 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: write segment header %s: %w", tmp, err)
+	}
+	if err := s.syncFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: sync %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: rename %s: %w", tmp, err)
+	}
+	if err := s.syncDir(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: sync directory %s: %w", s.dir, err)
+	}
+	s.nextSeq = seq + 1
+	return g, nil
+}
+
+// rotate starts a new segment at index first. The segment is named in the
+// metadata before any entry goes into it, so an unnamed segment found on
+// Open never holds an acknowledged entry.
+func (s *Store) rotate(first uint64) (*segment, error) {
+	g, err := s.createSegment(s.nextSeq, first)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if err := s.hit("rotate.created"); err != nil {
+		g.f.Close()
+		return nil, s.fail(err)
+	}
+	if err := s.updateMeta(func(m *metaState) { m.activeSeq = g.seq }); err != nil {
+		g.f.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.segments = append(s.segments, g)
+	s.mu.Unlock()
+	incrCounter([]string{"raft", "wal", "segmentRotations"}, 1)
+	s.logger.Debug("started a new segment", "segment", g.path, "first_index", first)
+	return g, s.hit("rotate.named")
+}
+
+// startLog begins an empty log at index first: a new segment, then the
+// metadata naming it and recording first as the head, then removal of any
+// empty segment left from before.
+func (s *Store) startLog(first uint64) (*segment, error) {
+	g, err := s.createSegment(s.nextSeq, first)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if err := s.hit("start.created"); err != nil {
+		g.f.Close()
+		return nil, s.fail(err)
+	}
+	if err := s.updateMeta(func(m *metaState) { m.head, m.activeSeq = first, g.seq }); err != nil {
+		g.f.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	old := s.segments
+	s.segments = []*segment{g}
+	s.mu.Unlock()
+	if err := s.removeSegments(old, "start.removed"); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// removeSegments closes and deletes segments that are already out of the
+// index and disowned by the metadata, newest first. A failure is fatal: a
+// stale file left behind could later be mistaken for part of the log.
+func (s *Store) removeSegments(old []*segment, point string) error {
+	for i := len(old) - 1; i >= 0; i-- {
+		g := old[i]
+		g.f.Close()
+		if err := os.Remove(g.path); err != nil && !os.IsNotExist(err) {
+			return s.fail(fmt.Errorf("wal: remove segment: %w", err))
+		}
+		if err := s.hit(point); err != nil {
+			return s.fail(err)
+		}
+	}
+	return nil
+}
+
+// DeleteRange deletes the entries in [min, max]. Only a prefix (from the
+// head) or a suffix (from the tail) may be deleted, or everything; a range
+// that would leave a hole is refused. Parts of the range outside the log,
+// and an empty range (min > max), are ignored. The deletion is durable when
+// DeleteRange returns.
+func (s *Store) DeleteRange(min, max uint64) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if min > max || s.lastIndex == 0 || max < s.firstIndex || min > s.lastIndex {
+		return nil
+	}
+	switch {
+	case min <= s.firstIndex && max >= s.lastIndex:
+		return s.deleteAll()
+	case min <= s.firstIndex:
+		return s.deleteHead(max)
+	case max >= s.lastIndex:
+		return s.deleteTail(min)
+	default:
+		return fmt.Errorf("wal: DeleteRange(%d, %d) would leave a hole in the log [%d, %d]; only a prefix or a suffix can be deleted", min, max, s.firstIndex, s.lastIndex)
+	}
+}
+
+// deleteAll empties the log: the metadata first disowns every segment, then
+// the files go. A crash in between leaves files that Open removes.
+func (s *Store) deleteAll() error {
+	if err := s.updateMeta(func(m *metaState) { m.head, m.activeSeq = 0, 0 }); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.segments
+	s.segments = nil
+	s.firstIndex, s.lastIndex = 0, 0
+	s.cache.reset()
+	s.mu.Unlock()
+	incrCounter([]string{"raft", "wal", "truncateAll"}, 1)
+	return s.removeSegments(old, "all.removed")
+}
+
+// deleteHead deletes [firstIndex, upTo]: the new head is recorded in the
+// metadata, then whole segments below it are removed. Nothing is rewritten;
+// deleted entries in the oldest remaining segment stay on disk, hidden.
+func (s *Store) deleteHead(upTo uint64) error {
+	head := upTo + 1
+	if err := s.updateMeta(func(m *metaState) { m.head = head }); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	keep := 0
+	for keep < len(s.segments)-1 && !s.segments[keep].empty() && s.segments[keep].last() < head {
+		keep++
+	}
+	old := s.segments[:keep:keep]
+	s.segments = s.segments[keep:]
+	s.firstIndex = head
+	s.cache.dropBefore(head)
+	s.mu.Unlock()
+	incrCounter([]string{"raft", "wal", "truncateHead"}, 1)
+	return s.removeSegments(old, "head.removed")
+}
+
+// deleteTail deletes [from, lastIndex] (from > firstIndex). Newer segments
+// are first disowned in the metadata and removed; then, in the segment
+// holding from, the file is cut at the start of the frame holding from, or,
+// when from is inside a frame, cut after that frame and ended with a
+// truncation marker. Each step is synced before the next, so a crash at any
+// point leaves a log that is a prefix of the old one and at least [first,
+// from-1].
+func (s *Store) deleteTail(from uint64) error {
+	si := len(s.segments) - 1
+	for s.segments[si].empty() || s.segments[si].first > from {
+		si--
+	}
+	g := s.segments[si]
+	newer := s.segments[si+1:]
+	frameOff, fh, err := g.frameStart(int(from - g.first))
+	if err != nil {
+		return s.fail(err)
+	}
+	if len(newer) > 0 {
+		if err := s.updateMeta(func(m *metaState) { m.activeSeq = g.seq }); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.segments = s.segments[:si+1]
+	g.locs = g.locs[:from-g.first]
+	s.lastIndex = from - 1
+	s.cache.truncateFrom(from)
+	s.mu.Unlock()
+	incrCounter([]string{"raft", "wal", "truncateTail"}, 1)
+	if err := s.removeSegments(newer, "tail.removed"); err != nil {
+		return err
+	}
+
+	cut := frameOff // the whole frame goes
+	if fh.first < from {
+		cut = frameOff + frameHeaderSize + int64(fh.payloadLen) // keep the frame, mark the cut
+	}
+	if cut < g.size {
+		if err := g.f.Truncate(cut); err != nil {
+			return s.fail(fmt.Errorf("wal: truncate %s at offset %d: %w", g.path, cut, err))
+		}
+		if err := s.syncFile(g.f); err != nil {
+			return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
+		}
+		g.size = cut
+	}
+	if err := s.hit("tail.cut"); err != nil {
+		return s.fail(err)
+	}
+	if fh.first < from {
+		if _, err := g.f.WriteAt(encodeMarker(from), g.size); err != nil {
+			return s.fail(fmt.Errorf("wal: write truncation marker to %s at offset %d: %w", g.path, g.size, err))
+		}
+		if err := s.hit("tail.marked"); err != nil {
+			return s.fail(err)
+		}
+		if err := s.syncFile(g.f); err != nil {
+			return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
+		}
+		g.size += frameHeaderSize
+	}
+	return nil
+}
