@@ -1,0 +1,76 @@
+// Package raft is an embeddable implementation of the Raft consensus
+// protocol: it keeps a replicated log on a cluster of servers and feeds the
+// same committed entries, in the same order, to a state machine on every
+// server. It is a drop-in replacement for github.com/hashicorp/raft: the
+// same public API, the same storage interfaces, and the same TCP wire
+// protocol.
+//
+// # The pieces
+//
+// A node is built from parts the application chooses:
+//
+//   - an FSM: the application's state machine. Apply is called with each
+//     committed LogCommand entry; Snapshot and Restore support log
+//     compaction and catching up new servers.
+//   - a LogStore and a StableStore: durable storage for the log and for the
+//     current term and vote. InmemStore serves tests; the wal subpackage is
+//     the durable store for production.
+//   - a SnapshotStore: FileSnapshotStore in production, InmemSnapshotStore
+//     or DiscardSnapshotStore in tests.
+//   - a Transport: NetworkTransport over TCP (optionally TLS) between
+//     machines, InmemTransport between nodes in one process.
+//
+// # Starting a cluster
+//
+// Every server creates its node with NewRaft. A brand-new cluster is
+// bootstrapped once, on the servers of its initial configuration, with
+// BootstrapCluster (the package-level function before NewRaft, or the
+// method after it); a restarted server resumes from its stores and must
+// not be bootstrapped again:
+//
+//	conf := raft.DefaultConfig()
+//	conf.LocalID = "node1"
+//	r, err := raft.NewRaft(conf, fsm, logStore, stableStore, snapshots, transport)
+//	...
+//	r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+//		{ID: "node1", Address: transport.LocalAddr()},
+//		{ID: "node2", Address: "10.0.0.2:7000"},
+//		{ID: "node3", Address: "10.0.0.3:7000"},
+//	}})
+//
+// The servers then elect a leader. LeaderCh, Config.NotifyCh, State and
+// LeaderWithID tell the application who leads.
+//
+// # Writing
+//
+// Commands go to the leader with Apply. The returned future resolves once
+// the entry is committed by a majority and applied to the leader's FSM;
+// Response returns what FSM.Apply returned:
+//
+//	f := r.Apply(cmd, time.Second)
+//	if err := f.Error(); err != nil {
+//		// ErrNotLeader, ErrEnqueueTimeout: the command never entered the
+//		// log; retry it on the leader. ErrLeadershipLost, ErrRaftShutdown:
+//		// its outcome is unknown.
+//	}
+//	result := f.Response()
+//
+// # Reading
+//
+// Reading the local FSM directly is fast but may be stale. Barrier
+// returns once every earlier entry is applied locally; VerifyLeader checks
+// that this node still leads by a heartbeat round to a quorum.
+//
+// # Membership
+//
+// AddVoter, AddNonvoter, DemoteVoter and RemoveServer change the cluster
+// one server at a time, on the leader. LeadershipTransfer hands leadership
+// to another voter.
+//
+// # Differences from hashicorp/raft
+//
+// The README lists them; in short: only protocol version 3 is spoken,
+// GetConfiguration reports the real index, failed store writes make the
+// node step down instead of panicking, and the test kit lives in the
+// rafttest subpackage.
+package raft
