@@ -66,7 +66,8 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	}
 	ls.transfer = f
 	r.logger.Info("starting leadership transfer", "target", target.getPeer().ID)
-	go r.runLeadershipTransfer(f, target, ls.commitment, ls.stopCh, ls.transferDoneCh)
+	commitment, stopCh, doneCh := ls.commitment, ls.stopCh, ls.transferDoneCh
+	r.goFunc(func() { r.runLeadershipTransfer(f, target, commitment, stopCh, doneCh) })
 }
 
 // runLeadershipTransfer drives one transfer. It only reports to the leader
@@ -93,6 +94,8 @@ func (r *Raft) runLeadershipTransfer(f *leadershipTransferFuture, target *follow
 			return
 		case <-stopCh:
 			return
+		case <-r.shutdownCh:
+			return
 		}
 	}
 	var resp TimeoutNowResponse
@@ -106,5 +109,6 @@ func (r *Raft) runLeadershipTransfer(f *leadershipTransferFuture, target *follow
 	case <-stopCh:
 	case <-time.After(timeout):
 		report(errLeadershipTransferTimed)
+	case <-r.shutdownCh:
 	}
 }
