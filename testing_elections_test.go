@@ -1,0 +1,275 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Helpers for the election and replication safety tests: seeded
+// randomness, a recorder of every leadership won, snapshots of every log and
+// FSM, checks of the Raft safety properties over them, and a transport that
+// drops chosen AppendEntries requests.
+
+// testSeed returns the seed for a randomized test: RAFT_TEST_SEED when set,
+// a fresh random one otherwise. The seed is logged, so a failure prints it.
+// It replays the test's own choices (partitions, pauses, writes); the nodes'
+// timers and the goroutine schedule stay random, so a replay is likely but
+// not certain to take the same path.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := rand.Uint64()
+	if v := os.Getenv("RAFT_TEST_SEED"); v != "" {
+		parsed, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "RAFT_TEST_SEED must be an unsigned integer")
+		seed = parsed
+	}
+	t.Logf("seed %d (replay with RAFT_TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
+// leaderRecorder records every leadership won in a cluster, as (term,
+// leader) pairs, and every term each node was seen in. It hooks into the
+// observers' filter, which the node's main loop calls synchronously when it
+// changes state, so the term read there is the term the node became leader
+// in, not a later one.
+type leaderRecorder struct {
+	mu sync.Mutex
+	// leaders maps a term to every node that became leader in it.
+	leaders map[uint64][]ServerID
+	// wins counts the leaderships recorded.
+	wins int
+	// lastTerm is the newest term each node was observed in.
+	lastTerm map[ServerID]uint64
+	// violations lists the broken rules, in the order seen.
+	violations []string
+}
+
+func newLeaderRecorder() *leaderRecorder {
+	return &leaderRecorder{leaders: map[uint64][]ServerID{}, lastTerm: map[ServerID]uint64{}}
+}
+
+// watch registers the recorder on node's current Raft; call it again after
+// a restart.
+func (lr *leaderRecorder) watch(node *testNode) {
+	id := node.id
+	node.raft.RegisterObserver(NewObserver(nil, false, func(o *Observation) bool {
+		lr.record(id, o)
+		return false
+	}))
+}
+
+func (lr *leaderRecorder) record(id ServerID, o *Observation) {
+	term := o.Raft.CurrentTerm()
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if term < lr.lastTerm[id] {
+		lr.violations = append(lr.violations,
+			fmt.Sprintf("%s went back from term %d to term %d", id, lr.lastTerm[id], term))
+	}
+	lr.lastTerm[id] = max(lr.lastTerm[id], term)
+	if state, ok := o.Data.(RaftState); !ok || state != Leader {
+		return
+	}
+	lr.wins++
+	for _, other := range lr.leaders[term] {
+		lr.violations = append(lr.violations,
+			fmt.Sprintf("term %d has two leaders: %s and %s", term, other, id))
+	}
+	lr.leaders[term] = append(lr.leaders[term], id)
+}
+
+func (lr *leaderRecorder) elections() int {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.wins
+}
+
+// requireNoViolation fails the test if a rule was broken; context says
+// what the test was doing.
+func (lr *leaderRecorder) requireNoViolation(t testing.TB, context string) {
+	t.Helper()
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	require.Empty(t, lr.violations, "election safety broken after %d elections (%s)", lr.wins, context)
+}
+
+// randomPartition cuts the cluster in a random way: healed, the leader (if
+// any) alone, or every node in one of two or three random groups.
+func randomPartition(rng *rand.Rand, c *testCluster) string {
+	switch rng.IntN(4) {
+	case 0:
+		c.fullyConnect()
+		return "healed"
+	case 1:
+		for _, node := range c.nodes {
+			if node.raft.State() == Leader {
+				c.fullyConnect()
+				c.isolate(node)
+				return "leader " + string(node.id) + " isolated"
+			}
+		}
+		fallthrough
+	default:
+		groups := make([][]*testNode, 2+rng.IntN(2))
+		for _, node := range c.nodes {
+			g := rng.IntN(len(groups))
+			groups[g] = append(groups[g], node)
+		}
+		c.partition(groups...)
+		return fmt.Sprintf("%d groups", len(groups))
+	}
+}
+
+// nodeLog is a copy of one node's log store.
+type nodeLog struct {
+	id      ServerID
+	entries map[uint64]Log
+	first   uint64
+	last    uint64
+}
+
+func (l nodeLog) at(index uint64) (Log, bool) {
+	entry, ok := l.entries[index]
+	return entry, ok
+}
+
+// readLog copies node's whole log out of its store.
+func readLog(t testing.TB, node *testNode) nodeLog {
+	t.Helper()
+	first, err := node.store.FirstIndex()
+	require.NoError(t, err)
+	last, err := node.store.LastIndex()
+	require.NoError(t, err)
+	l := nodeLog{id: node.id, entries: map[uint64]Log{}, first: first, last: last}
+	for index := first; index > 0 && index <= last; index++ {
+		var entry Log
+		require.NoError(t, node.store.GetLog(index, &entry), "%s: read entry %d of [%d, %d]", node.id, index, first, last)
+		l.entries[index] = entry
+	}
+	return l
+}
+
+// sameEntry reports whether two entries are the same entry of the log.
+func sameEntry(a, b Log) bool {
+	return a.Index == b.Index && a.Term == b.Term && a.Type == b.Type && string(a.Data) == string(b.Data)
+}
+
+// requireLogMatching checks the Log Matching property (§5.3) over every pair
+// of logs: where two logs hold an entry with the same index and term, they
+// hold identical entries at that index and at every index before it that
+// both still hold.
+func requireLogMatching(t testing.TB, logs []nodeLog) {
+	t.Helper()
+	for i, a := range logs {
+		for _, b := range logs[i+1:] {
+			// The highest index where both logs agree on the term.
+			var agreed uint64
+			for index := min(a.last, b.last); index >= max(a.first, b.first, 1); index-- {
+				ea, okA := a.at(index)
+				eb, okB := b.at(index)
+				if okA && okB && ea.Term == eb.Term {
+					agreed = index
+					break
+				}
+			}
+			for index := max(a.first, b.first, 1); index <= agreed; index++ {
+				ea, _ := a.at(index)
+				eb, _ := b.at(index)
+				require.True(t, sameEntry(ea, eb),
+					"log matching: %s and %s agree on the term at index %d but differ at index %d: %+v vs %+v",
+					a.id, b.id, agreed, index, ea, eb)
+			}
+		}
+	}
+}
+
+// appliedEntry is one command a testFSM applied.
+type appliedEntry struct {
+	index uint64
+	data  string
+}
+
+// appliedEntries returns what fsm applied, in order.
+func appliedEntries(fsm *testFSM) []appliedEntry {
+	fsm.mu.Lock()
+	defer fsm.mu.Unlock()
+	out := make([]appliedEntry, len(fsm.data))
+	for i := range fsm.data {
+		out[i] = appliedEntry{index: fsm.indexes[i], data: string(fsm.data[i])}
+	}
+	return out
+}
+
+// errDroppedByTest is what a faultyTransport returns for a dropped request.
+var errDroppedByTest = errors.New("test: AppendEntries request dropped")
+
+// dropRule decides whether an AppendEntries request to target is dropped.
+type dropRule func(target ServerAddress, req *AppendEntriesRequest) bool
+
+// faultyTransport is an InmemTransport whose outgoing AppendEntries requests
+// can be dropped by a rule the test swaps at any time. A dropped request
+// fails as if the link were down; nothing is delivered. It offers no
+// pipeline, so every request passes the rule.
+type faultyTransport struct {
+	*InmemTransport
+	rule atomic.Pointer[dropRule]
+}
+
+func (f *faultyTransport) setRule(rule dropRule) {
+	if rule == nil {
+		f.rule.Store(nil)
+		return
+	}
+	f.rule.Store(&rule)
+}
+
+func (f *faultyTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	if rule := f.rule.Load(); rule != nil && (*rule)(target, args) {
+		return errDroppedByTest
+	}
+	return f.InmemTransport.AppendEntries(id, target, args, resp)
+}
+
+func (f *faultyTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
+	return nil, ErrPipelineReplicationNotSupported
+}
+
+// newFaultyCluster is newTestCluster with a faultyTransport under every
+// node, returned in node order. Partitions work as usual through the nodes'
+// InmemTransports; restartNode must not be used (it would drop the wrapper).
+func newFaultyCluster(t testing.TB, n int, tweak func(*Config)) (*testCluster, []*faultyTransport) {
+	c := &testCluster{t: t}
+	var configuration Configuration
+	for i := range n {
+		id := ServerID(fmt.Sprintf("node%d", i))
+		addr, trans := NewInmemTransport(ServerAddress(fmt.Sprintf("addr%d", i)))
+		node := &testNode{
+			id: id, addr: addr, trans: trans,
+			fsm: &testFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(),
+		}
+		node.conf = testConfig(id)
+		if tweak != nil {
+			tweak(node.conf)
+		}
+		c.nodes = append(c.nodes, node)
+		configuration.Servers = append(configuration.Servers, Server{Suffrage: Voter, ID: id, Address: addr})
+	}
+	c.fullyConnect()
+	faulty := make([]*faultyTransport, n)
+	for i, node := range c.nodes {
+		faulty[i] = &faultyTransport{InmemTransport: node.trans}
+		require.NoError(t, BootstrapCluster(node.conf, node.store, node.store, node.snaps, faulty[i], configuration))
+		r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, faulty[i])
+		require.NoError(t, err)
+		node.raft = r
+	}
+	return c, faulty
+}
