@@ -56,6 +56,11 @@ func DecodeConfiguration(buf []byte) Configuration {
 // length, whatever lengths the input declares, because the decoder caps the
 // initial size of every collection it makes.
 //
+// Like the go-msgpack decoder hashicorp/raft uses, it reads a msgpack map
+// where an array is expected as its keys and values in turn, and an array of
+// small integers where a string is expected as those bytes; a conforming
+// encoder never writes either, and nothing in the input is dropped.
+//
 // It does not run checkConfiguration: the bytes are what a leader wrote, and
 // judging whether they form a usable cluster is the caller's business.
 func decodeConfiguration(buf []byte) (Configuration, error) {
