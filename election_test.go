@@ -41,8 +41,9 @@ func TestElectionSafetyAtMostOneLeaderPerTerm(t *testing.T) {
 				}
 				electionTimeout := c.nodes[0].conf.ElectionTimeout
 
-				// Each round cuts the cluster anew and lets it run for up to
-				// ten election timeouts; a round may crash and restart a node.
+				// Each round cuts the cluster anew and lets it run for half an
+				// election timeout to four; a round may crash and restart a
+				// node.
 				const maxRounds = 20 * minElections
 				rounds := 0
 				for ; recorder.elections() < minElections && rounds < maxRounds; rounds++ {
@@ -54,7 +55,7 @@ func TestElectionSafetyAtMostOneLeaderPerTerm(t *testing.T) {
 						recorder.watch(node)
 						how += ", " + string(node.id) + " restarted"
 					}
-					time.Sleep(time.Duration(rng.Int64N(int64(10 * electionTimeout))))
+					time.Sleep(electionTimeout/2 + time.Duration(rng.Int64N(int64(7*electionTimeout/2))))
 					recorder.requireNoViolation(t, fmt.Sprintf("round %d: %s", rounds, how))
 				}
 				require.GreaterOrEqual(t, recorder.elections(), minElections,

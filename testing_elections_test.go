@@ -101,14 +101,15 @@ func (lr *leaderRecorder) requireNoViolation(t testing.TB, context string) {
 	require.Empty(t, lr.violations, "election safety broken after %d elections (%s)", lr.wins, context)
 }
 
-// randomPartition cuts the cluster in a random way: healed, the leader (if
-// any) alone, or every node in one of two or three random groups.
+// randomPartition cuts the cluster in a random way: healed (one time in
+// five), the leader (if any) alone (two in five), or every node in one of
+// two or three random groups.
 func randomPartition(rng *rand.Rand, c *testCluster) string {
-	switch rng.IntN(4) {
+	switch rng.IntN(5) {
 	case 0:
 		c.fullyConnect()
 		return "healed"
-	case 1:
+	case 1, 2:
 		for _, node := range c.nodes {
 			if node.raft.State() == Leader {
 				c.fullyConnect()
