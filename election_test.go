@@ -31,9 +31,13 @@ func TestElectionSafetyAtMostOneLeaderPerTerm(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(testSeed(t), 0))
-				c := newTestCluster(t, tc.nodes, clusterOptions{tweak: func(conf *Config) {
+				// Random latency lets elections overlap: candidates of the
+				// same term, split votes, votes crossing a new leader's
+				// first heartbeats.
+				maxLatency := 10 * time.Millisecond
+				c, _ := newFaultyCluster(t, tc.nodes, maxLatency, func(conf *Config) {
 					conf.PreVoteDisabled = tc.preVoteDisabled
-				}})
+				})
 				defer c.close()
 				recorder := newLeaderRecorder()
 				for _, node := range c.nodes {
@@ -51,7 +55,7 @@ func TestElectionSafetyAtMostOneLeaderPerTerm(t *testing.T) {
 					if tc.restarts && rng.IntN(5) == 0 {
 						node := c.nodes[rng.IntN(len(c.nodes))]
 						c.shutdownNode(node)
-						c.restartNode(node)
+						restartFaultyNode(c, node, maxLatency)
 						recorder.watch(node)
 						how += ", " + string(node.id) + " restarted"
 					}

@@ -297,11 +297,31 @@ func requireSafety(t testing.TB, c *testCluster, acked []ackedWrite, context str
 
 func TestLogMatchingAndLeaderCompletenessAfterPartitionsHeal(t *testing.T) {
 	const rounds = 40
-	for _, n := range []int{3, 5} {
-		t.Run(clusterName(n), func(t *testing.T) {
+	cases := []struct {
+		name string
+		n    int
+		// preVoteDisabled leaves the vote's own log check (§5.4.1) as the
+		// only guard against a stale candidate.
+		preVoteDisabled bool
+	}{
+		{name: "3nodes", n: 3},
+		{name: "5nodes", n: 5},
+		{name: "3nodes-prevote-disabled", n: 3, preVoteDisabled: true},
+		{name: "5nodes-prevote-disabled", n: 5, preVoteDisabled: true},
+	}
+	for _, tc := range cases {
+		n := tc.n
+		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(testSeed(t), 0))
-				c := newTestCluster(t, n, clusterOptions{})
+				// Latency lets writes, elections and catch-up overlap; two
+				// entries per request make a lagging follower catch up over
+				// many requests, each proving only part of its log.
+				const maxLatency = 5 * time.Millisecond
+				c, _ := newFaultyCluster(t, n, maxLatency, func(conf *Config) {
+					conf.PreVoteDisabled = tc.preVoteDisabled
+					conf.MaxAppendEntries = 2
+				})
 				defer c.close()
 				electionTimeout := c.nodes[0].conf.ElectionTimeout
 				writes := &writeTracker{issued: map[string]bool{}}
@@ -313,7 +333,7 @@ func TestLogMatchingAndLeaderCompletenessAfterPartitionsHeal(t *testing.T) {
 					if rng.IntN(8) == 0 {
 						node := c.nodes[rng.IntN(n)]
 						c.shutdownNode(node)
-						c.restartNode(node)
+						restartFaultyNode(c, node, maxLatency)
 						how += ", " + string(node.id) + " restarted"
 					}
 					// Writes go to whichever nodes believe they lead, stale
@@ -461,7 +481,10 @@ func fsmHolds(node *testNode, data string) bool {
 }
 
 func newFigure8(t *testing.T) *figure8 {
-	c, transports := newFaultyCluster(t, 5, func(conf *Config) { conf.MaxAppendEntries = 1 })
+	c, transports := newFaultyCluster(t, 5, 0, func(conf *Config) { conf.MaxAppendEntries = 1 })
+	// A cleanup, not a defer in the caller: the nodes must stop even when
+	// building the scenario fails, or the bubble reports them as leaked.
+	t.Cleanup(c.close)
 	f := &figure8{c: c, faulty: map[*testNode]*faultyTransport{}, electionTimeout: c.nodes[0].conf.ElectionTimeout}
 	for i, node := range c.nodes {
 		f.faulty[node] = transports[i]
@@ -582,7 +605,6 @@ func TestFigure8OldTermEntryCommitsOnlyWithAnEntryOfTheLeadersTerm(t *testing.T)
 	t.Run("old leader keeps its majority", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := newFigure8(t)
-			defer f.c.close()
 
 			// Let the no-op through: x commits together with it.
 			f.faulty[f.old].setRule(nil)
@@ -609,7 +631,6 @@ func TestFigure8OldTermEntryCommitsOnlyWithAnEntryOfTheLeadersTerm(t *testing.T)
 	t.Run("a newer leader overwrites the uncommitted entry", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := newFigure8(t)
-			defer f.c.close()
 
 			// Figure 8 (d): old is cut off before its no-op spreads; newer,
 			// whose last term beats x's, wins c's and d's votes and

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -215,13 +216,17 @@ var errDroppedByTest = errors.New("test: AppendEntries request dropped")
 // dropRule decides whether an AppendEntries request to target is dropped.
 type dropRule func(target ServerAddress, req *AppendEntriesRequest) bool
 
-// faultyTransport is an InmemTransport whose outgoing AppendEntries requests
-// can be dropped by a rule the test swaps at any time. A dropped request
-// fails as if the link were down; nothing is delivered. It offers no
+// faultyTransport is an InmemTransport that can delay every outgoing RPC
+// by a random time below maxLatency (a zero-latency network in virtual time
+// never lets two candidates campaign at once), and drop outgoing
+// AppendEntries requests by a rule the test swaps at any time. A dropped
+// request fails as if the link were down; nothing is delivered. It offers no
 // pipeline, so every request passes the rule.
 type faultyTransport struct {
 	*InmemTransport
 	rule atomic.Pointer[dropRule]
+	// maxLatency bounds the delay of each RPC; zero means none. Immutable.
+	maxLatency time.Duration
 }
 
 func (f *faultyTransport) setRule(rule dropRule) {
@@ -232,21 +237,44 @@ func (f *faultyTransport) setRule(rule dropRule) {
 	f.rule.Store(&rule)
 }
 
+func (f *faultyTransport) delay() {
+	if f.maxLatency > 0 {
+		time.Sleep(rand.N(f.maxLatency))
+	}
+}
+
 func (f *faultyTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	f.delay()
 	if rule := f.rule.Load(); rule != nil && (*rule)(target, args) {
 		return errDroppedByTest
 	}
 	return f.InmemTransport.AppendEntries(id, target, args, resp)
 }
 
+func (f *faultyTransport) RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error {
+	f.delay()
+	return f.InmemTransport.RequestVote(id, target, args, resp)
+}
+
+func (f *faultyTransport) RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error {
+	f.delay()
+	return f.InmemTransport.RequestPreVote(id, target, args, resp)
+}
+
+func (f *faultyTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
+	f.delay()
+	return f.InmemTransport.TimeoutNow(id, target, args, resp)
+}
+
 func (f *faultyTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
 	return nil, ErrPipelineReplicationNotSupported
 }
 
-// newFaultyCluster is newTestCluster with a faultyTransport under every
-// node, returned in node order. Partitions work as usual through the nodes'
-// InmemTransports; restartNode must not be used (it would drop the wrapper).
-func newFaultyCluster(t testing.TB, n int, tweak func(*Config)) (*testCluster, []*faultyTransport) {
+// newFaultyCluster is newTestCluster with a faultyTransport (of the given
+// latency) under every node, returned in node order. Partitions work as
+// usual through the nodes' InmemTransports. Restart nodes with
+// restartFaultyNode, not restartNode, which would drop the wrapper.
+func newFaultyCluster(t testing.TB, n int, maxLatency time.Duration, tweak func(*Config)) (*testCluster, []*faultyTransport) {
 	c := &testCluster{t: t}
 	var configuration Configuration
 	for i := range n {
@@ -266,11 +294,25 @@ func newFaultyCluster(t testing.TB, n int, tweak func(*Config)) (*testCluster, [
 	c.fullyConnect()
 	faulty := make([]*faultyTransport, n)
 	for i, node := range c.nodes {
-		faulty[i] = &faultyTransport{InmemTransport: node.trans}
+		faulty[i] = &faultyTransport{InmemTransport: node.trans, maxLatency: maxLatency}
 		require.NoError(t, BootstrapCluster(node.conf, node.store, node.store, node.snaps, faulty[i], configuration))
 		r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, faulty[i])
 		require.NoError(t, err)
 		node.raft = r
 	}
 	return c, faulty
+}
+
+// restartFaultyNode starts a node that was shut down again from its stores,
+// with a fresh FSM and a fresh faultyTransport of the given latency at the
+// same address, and reconnects the whole cluster.
+func restartFaultyNode(c *testCluster, node *testNode, maxLatency time.Duration) *faultyTransport {
+	_, node.trans = NewInmemTransport(node.addr)
+	node.fsm = &testFSM{}
+	c.fullyConnect()
+	faulty := &faultyTransport{InmemTransport: node.trans, maxLatency: maxLatency}
+	r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, faulty)
+	require.NoError(c.t, err)
+	node.raft = r
+	return faulty
 }
