@@ -360,3 +360,29 @@ func TestStatsReportEveryKey(t *testing.T) {
 		require.Less(t, sinceContact, follower.conf.HeartbeatTimeout, "follower of a live leader")
 	})
 }
+
+// TestRemovedPeerReplicatorStopsWithLeadership removes a follower while the
+// leader's AppendEntries to it is under way (slow link), then ends the
+// leader's term by shutting it down. The removed peer's replicator must be
+// finished before the term's state is torn down: its late answer must not
+// reach a torn-down (or the next term's) leader state. Today the node
+// panics with a nil pointer in commitment.match (see the report).
+func TestRemovedPeerReplicatorStopsWithLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFaultClusterWithTransports(t, 3, clusterOptions{})
+		c := fc.testCluster
+		defer c.close()
+		leader := c.leader()
+		applyN(t, leader.raft, "before", 3)
+		removed := c.others(leader)[0]
+		fc.transports[c.indexOf(leader)].slowTo(removed.addr, 200*time.Millisecond)
+		// Let the replicator start a slow send.
+		time.Sleep(20 * time.Millisecond)
+
+		require.NoError(t, leader.raft.RemoveServer(removed.id, 0, time.Second).Error())
+		c.shutdownNode(leader)
+		// The slow send is answered now, after the term ended.
+		time.Sleep(time.Second)
+		require.Equal(t, Shutdown, leader.raft.State())
+	})
+}

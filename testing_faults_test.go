@@ -132,10 +132,52 @@ func (s *faultSnapshotStore) List() ([]*SnapshotMeta, error) {
 	return s.InmemSnapshotStore.List()
 }
 
+// slowTransport is an InmemTransport whose AppendEntries to chosen targets
+// (heartbeats included) wait a while, in virtual time, before they are sent.
+type slowTransport struct {
+	*InmemTransport
+	mu    sync.Mutex
+	delay map[ServerAddress]time.Duration
+}
+
+func newSlowTransport(inner *InmemTransport) *slowTransport {
+	return &slowTransport{InmemTransport: inner, delay: map[ServerAddress]time.Duration{}}
+}
+
+// slowTo delays every later AppendEntries to target by d (0: no delay).
+func (s *slowTransport) slowTo(target ServerAddress, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay[target] = d
+}
+
+func (s *slowTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	s.mu.Lock()
+	d := s.delay[target]
+	s.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+	return s.InmemTransport.AppendEntries(id, target, args, resp)
+}
+
+// faultCluster is a cluster whose nodes run on faultStores and
+// slowTransports, both in node order. Nodes restarted with restartNode run
+// on their plain InmemStore and InmemTransport.
+type faultCluster struct {
+	*testCluster
+	stores     []*faultStore
+	transports []*slowTransport
+}
+
 // newFaultCluster is newTestCluster with every node's log and stable store
-// wrapped in a faultStore, returned in node order. Nodes restarted with
-// restartNode run on their plain InmemStore.
+// wrapped in a faultStore, and its transport in a slowTransport.
 func newFaultCluster(t testing.TB, n int, opts clusterOptions) (*testCluster, []*faultStore) {
+	fc := newFaultClusterWithTransports(t, n, opts)
+	return fc.testCluster, fc.stores
+}
+
+func newFaultClusterWithTransports(t testing.TB, n int, opts clusterOptions) *faultCluster {
 	c := &testCluster{t: t}
 	var configuration Configuration
 	for i := range n {
@@ -153,15 +195,16 @@ func newFaultCluster(t testing.TB, n int, opts clusterOptions) (*testCluster, []
 		configuration.Servers = append(configuration.Servers, Server{Suffrage: Voter, ID: id, Address: addr})
 	}
 	c.fullyConnect()
-	stores := make([]*faultStore, n)
+	fc := &faultCluster{testCluster: c, stores: make([]*faultStore, n), transports: make([]*slowTransport, n)}
 	for i, node := range c.nodes {
-		stores[i] = newFaultStore(node.store)
-		require.NoError(t, BootstrapCluster(node.conf, stores[i], stores[i], node.snaps, node.trans, configuration))
-		r, err := NewRaft(node.conf, node.fsm, stores[i], stores[i], node.snaps, node.trans)
+		fc.stores[i] = newFaultStore(node.store)
+		fc.transports[i] = newSlowTransport(node.trans)
+		require.NoError(t, BootstrapCluster(node.conf, fc.stores[i], fc.stores[i], node.snaps, fc.transports[i], configuration))
+		r, err := NewRaft(node.conf, node.fsm, fc.stores[i], fc.stores[i], node.snaps, fc.transports[i])
 		require.NoError(t, err)
 		node.raft = r
 	}
-	return c, stores
+	return fc
 }
 
 // indexOf returns the position of node in the cluster.
