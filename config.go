@@ -178,6 +178,9 @@ func DefaultConfig() *Config {
 // and messages follow API.md §1.3; the protocol check accepts version 3 only,
 // and its message names that range.
 func ValidateConfig(config *Config) error {
+	if config == nil {
+		return fmt.Errorf("config must not be nil")
+	}
 	// Version 0 is raised to 1 by hashicorp/raft; we speak only version 3.
 	const protocolMin = ProtocolVersionMax
 	if config.ProtocolVersion < protocolMin ||
