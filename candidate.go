@@ -138,9 +138,10 @@ func (r *Raft) askVoters(ask func(Server) voteResult) <-chan voteResult {
 		if server.Suffrage != Voter || server.ID == r.localID {
 			continue
 		}
-		go func() {
+		// Tracked so that Shutdown waits for RPCs still in flight.
+		r.goFunc(func() {
 			results <- ask(server)
-		}()
+		})
 	}
 	return results
 }

@@ -21,6 +21,9 @@ type leaderState struct {
 	// replState has one replicator per other server of the latest
 	// configuration.
 	replState map[ServerID]*followerReplication
+	// stopping holds replicators of removed servers still finishing their
+	// last send; teardown waits for them too.
+	stopping []*followerReplication
 	// notify holds the leadership checks in progress.
 	notify map[*verifyFuture]struct{}
 	// verifyDoneCh receives checks whose outcome is decided.
@@ -91,6 +94,10 @@ func (r *Raft) teardownLeader() {
 		repl.stop(0)
 	}
 	for _, repl := range ls.replState {
+		<-repl.done
+	}
+	for _, repl := range ls.stopping {
+		repl.stop(0)
 		<-repl.done
 	}
 	if failed := ls.writer.stop(); failed {
@@ -436,6 +443,7 @@ func (r *Raft) startStopReplication() {
 		// The removed server still gets the entry that removes it.
 		repl.stop(lastIndex)
 		delete(ls.replState, id)
+		ls.stopping = append(ls.stopping, repl)
 		r.observe(PeerObservation{Peer: repl.getPeer(), Removed: true})
 	}
 }

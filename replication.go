@@ -31,10 +31,14 @@ func backoff(base time.Duration, failures, maxScale uint64) time.Duration {
 // replication goroutine (entries, catch-up, snapshots) and a heartbeat
 // goroutine.
 type followerReplication struct {
-	r  *Raft
-	ls *leaderState
+	r *Raft
 	// term is the leader's term; it never changes for this replicator.
 	term uint64
+	// commitment and stepDownCh belong to the leader's term; they are
+	// captured here because the leader state is reset when the term ends,
+	// possibly before a removed peer's replicator has finished.
+	commitment *commitment
+	stepDownCh chan<- uint64
 
 	peerMu sync.RWMutex
 	peer   Server
@@ -63,8 +67,9 @@ type followerReplication struct {
 func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uint64) *followerReplication {
 	s := &followerReplication{
 		r:               r,
-		ls:              ls,
 		term:            ls.term,
+		commitment:      ls.commitment,
+		stepDownCh:      ls.stepDownCh,
 		peer:            peer,
 		nextIndex:       nextIndex,
 		triggerCh:       make(chan struct{}, 1),
@@ -149,7 +154,7 @@ func (s *followerReplication) putBackVerifies(vs []*verifyFuture) {
 // signalStepDown tells the leader loop that the peer knows a newer term.
 func (s *followerReplication) signalStepDown(term uint64) {
 	select {
-	case s.ls.stepDownCh <- term:
+	case s.stepDownCh <- term:
 	default:
 	}
 }
@@ -254,7 +259,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTer
 				matched = req.Entries[n-1].Index
 			}
 			s.nextIndex = matched + 1
-			s.ls.commitment.match(peer.ID, matched)
+			s.commitment.match(peer.ID, matched)
 		} else {
 			// Jump back using the peer's hint, at least one step.
 			s.nextIndex = max(min(s.nextIndex-1, resp.LastLog+1), 1)

@@ -428,7 +428,7 @@ func (s *followerReplication) sendLatestSnapshot() (newerTerm bool, err error) {
 	}
 	s.failures = 0
 	s.nextIndex = meta.Index + 1
-	s.ls.commitment.match(peer.ID, meta.Index)
+	s.commitment.match(peer.ID, meta.Index)
 	r.logger.Info("snapshot sent to peer", "peer", peer.ID, "index", meta.Index)
 	return false, nil
 }
