@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
@@ -42,96 +43,178 @@ var errMessageTooLarge = errors.New("raft-net: message exceeds maximum size")
 // errUnknownRPCType is reported for a type byte no RPC has.
 var errUnknownRPCType = errors.New("raft-net: unknown rpc type")
 
-// boundedReader caps the bytes one message may consume, so a peer cannot make
-// the decoder read (and allocate) without end. The codec grows byte slices
-// and arrays as their contents actually arrive rather than trusting a length
-// prefix, so bounding the bytes read also bounds what a message can allocate
-// to a small multiple of the limit. It passes ReadByte and UnreadByte through
-// so that the codec reads exactly one value and nothing beyond it.
-type boundedReader struct {
-	r         *bufio.Reader
-	remaining int64
-	exceeded  bool
-	// readErr is the last error of the underlying reader. The codec
-	// reports it as text only, so decode puts it back in the error chain
-	// for callers that test for timeouts or EOF.
-	readErr error
-}
+// maxContainerLen bounds the elements of one msgpack array or map. Raft's
+// largest array is a batch of entries (MaxAppendEntries, at most 1024), so
+// this is far above any real message; it stops a message of one-byte
+// elements (say, a million empty maps) from decoding into a million structs.
+const maxContainerLen = 1 << 16
 
-func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.remaining <= 0 {
-		b.exceeded = true
-		return 0, errMessageTooLarge
-	}
-	if int64(len(p)) > b.remaining {
-		p = p[:b.remaining]
-	}
-	n, err := b.r.Read(p)
-	b.remaining -= int64(n)
-	if err != nil {
-		b.readErr = err
-	}
-	return n, err
-}
-
-func (b *boundedReader) ReadByte() (byte, error) {
-	if b.remaining <= 0 {
-		b.exceeded = true
-		return 0, errMessageTooLarge
-	}
-	c, err := b.r.ReadByte()
-	if err == nil {
-		b.remaining--
-	} else {
-		b.readErr = err
-	}
-	return c, err
-}
-
-func (b *boundedReader) UnreadByte() error {
-	err := b.r.UnreadByte()
-	if err == nil {
-		b.remaining++
-	}
-	return err
-}
-
-// msgReader decodes a stream of msgpack values from one connection, each
-// bounded by maxSize bytes.
+// msgReader reads a stream of msgpack values from one connection. It frames
+// each value itself before decoding: it walks the value's structure,
+// copying exactly its bytes into a buffer while checking them against
+// maxSize, and only then lets the codec decode the buffer. So a length
+// prefix is never trusted before its bytes have arrived (the codec would
+// allocate an ext value's announced length up front), nothing past the value
+// is consumed, and a message can cost no more than maxSize bytes of buffer
+// plus what its decoded fields hold.
 type msgReader struct {
 	br      *bufio.Reader
-	limit   boundedReader
+	buf     []byte // the current value; reused, since the codec copies out of it
 	dec     *codec.Decoder
 	maxSize int64
 }
 
 func newMsgReader(br *bufio.Reader, handle *codec.MsgpackHandle, maxSize int64) *msgReader {
-	m := &msgReader{br: br, maxSize: maxSize}
-	m.limit.r = br
-	m.dec = codec.NewDecoder(&m.limit, handle)
-	return m
+	return &msgReader{br: br, maxSize: maxSize, dec: codec.NewDecoderBytes(nil, handle)}
 }
 
-// decode reads exactly one msgpack value into v. An error of the
-// connection is returned as such (io.EOF only if the stream ended before
-// the value's first byte, io.ErrUnexpectedEOF inside it).
+// decode reads exactly one msgpack value into v. Connection errors come
+// back as such: io.EOF only if the stream ended before the value's first
+// byte, io.ErrUnexpectedEOF inside it.
 func (m *msgReader) decode(v interface{}) error {
-	m.limit.remaining = m.maxSize
-	m.limit.exceeded = false
-	m.limit.readErr = nil
-	err := m.dec.Decode(v)
-	switch {
-	case err == nil:
-		return nil
-	case m.limit.exceeded:
-		return fmt.Errorf("%w of %d bytes", errMessageTooLarge, m.maxSize)
-	case m.limit.readErr == io.EOF && m.limit.remaining < m.maxSize:
-		return io.ErrUnexpectedEOF
-	case m.limit.readErr != nil:
-		return m.limit.readErr
-	default:
+	if err := m.frame(); err != nil {
 		return err
 	}
+	m.dec.ResetBytes(m.buf)
+	return m.dec.Decode(v)
+}
+
+// frame reads one complete msgpack value into m.buf.
+func (m *msgReader) frame() error {
+	m.buf = m.buf[:0]
+	if cap(m.buf) > connBufferSize {
+		m.buf = nil // do not keep a huge message's buffer for ever
+	}
+	for pending := 1; pending > 0; pending-- {
+		head, err := m.br.ReadByte()
+		if err != nil {
+			if err == io.EOF && len(m.buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if err := m.grow(1); err != nil {
+			return err
+		}
+		m.buf = append(m.buf, head)
+
+		// lenBytes is the size of a length field after head, payload the
+		// bytes of data (fixed or following that length field), elements
+		// the values nested inside.
+		var lenBytes, payload, elements int
+		switch {
+		case head <= 0x7f || head >= 0xe0, head == 0xc0, head == 0xc2, head == 0xc3:
+		case head <= 0x8f:
+			elements = 2 * int(head&0x0f)
+		case head <= 0x9f:
+			elements = int(head & 0x0f)
+		case head <= 0xbf:
+			payload = int(head & 0x1f)
+		case head == 0xc4, head == 0xd9: // bin8, str8
+			lenBytes = 1
+		case head == 0xc5, head == 0xda: // bin16, str16
+			lenBytes = 2
+		case head == 0xc6, head == 0xdb: // bin32, str32
+			lenBytes = 4
+		case head == 0xc7, head == 0xc8, head == 0xc9: // ext8/16/32: length, then type
+			lenBytes = 1 << (head - 0xc7)
+		case head == 0xca:
+			payload = 4
+		case head == 0xcb:
+			payload = 8
+		case head >= 0xcc && head <= 0xcf: // uint8..uint64
+			payload = 1 << (head - 0xcc)
+		case head >= 0xd0 && head <= 0xd3: // int8..int64
+			payload = 1 << (head - 0xd0)
+		case head >= 0xd4 && head <= 0xd8: // fixext 1..16, plus the type byte
+			payload = 1 + 1<<(head-0xd4)
+		case head == 0xdc, head == 0xde: // array16, map16
+			lenBytes = 2
+		case head == 0xdd, head == 0xdf: // array32, map32
+			lenBytes = 4
+		default: // 0xc1 is never used
+			return fmt.Errorf("raft-net: invalid msgpack byte 0x%02x", head)
+		}
+
+		if lenBytes > 0 {
+			start := len(m.buf)
+			if err := m.copyBytes(lenBytes); err != nil {
+				return err
+			}
+			var n uint64
+			for _, c := range m.buf[start:] {
+				n = n<<8 | uint64(c)
+			}
+			switch head {
+			case 0xdc, 0xdd:
+				elements = containerLen(n)
+			case 0xde, 0xdf:
+				elements = 2 * containerLen(n)
+			case 0xc7, 0xc8, 0xc9:
+				payload = clampLen(n) + 1
+			default:
+				payload = clampLen(n)
+			}
+			if elements > 2*maxContainerLen {
+				return fmt.Errorf("raft-net: msgpack container of %d elements exceeds %d", n, maxContainerLen)
+			}
+		}
+		if err := m.copyBytes(payload); err != nil {
+			return err
+		}
+		pending += elements
+	}
+	return nil
+}
+
+// containerLen converts an array or map length, flagging one over the limit
+// so that frame rejects it.
+func containerLen(n uint64) int {
+	if n > maxContainerLen {
+		return 2*maxContainerLen + 1
+	}
+	return int(n)
+}
+
+// clampLen converts a 32-bit length to int without overflow; anything over
+// the message limit fails in grow anyway.
+func clampLen(n uint64) int {
+	if n > 1<<40 {
+		return 1 << 40
+	}
+	return int(n)
+}
+
+// grow checks that n more bytes fit in the message limit.
+func (m *msgReader) grow(n int) error {
+	if int64(len(m.buf))+int64(n) > m.maxSize {
+		return fmt.Errorf("%w of %d bytes", errMessageTooLarge, m.maxSize)
+	}
+	return nil
+}
+
+// copyBytes appends the next n bytes of the stream to m.buf, in chunks, so
+// that memory grows only as bytes actually arrive.
+func (m *msgReader) copyBytes(n int) error {
+	if err := m.grow(n); err != nil {
+		return err
+	}
+	const chunk = 64 << 10
+	for n > 0 {
+		step := min(n, chunk)
+		m.buf = slices.Grow(m.buf, step)
+		start := len(m.buf)
+		m.buf = m.buf[:start+step]
+		if _, err := io.ReadFull(m.br, m.buf[start:]); err != nil {
+			m.buf = m.buf[:start]
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		n -= step
+	}
+	return nil
 }
 
 // readRequest reads one request: its type byte and its msgpack body. It does

@@ -254,6 +254,11 @@ func TestWireHugeLengthPrefixDoesNotAllocate(t *testing.T) {
 		{"raw32 entry Data", concat(b(0x00, 0x81), fixraw("Entries"), b(0x91, 0x81), fixraw("Data"), b(0xdb), huge)},
 		{"map32 of unknown keys", concat(b(0x01, 0xdf), huge)},
 		{"raw32 unknown key", concat(b(0x01, 0x81, 0xdb), huge)},
+		// Found by FuzzDecodeResponse: the codec allocates an ext value's
+		// announced length before reading it.
+		{"ext32 value of an unknown key", concat(b(0x01, 0x81), fixraw("Z"), b(0xc9), huge, b(0x01))},
+		{"ext32 entry time", concat(b(0x00, 0x81), fixraw("Entries"), b(0x91, 0x81), fixraw("AppendedAt"), b(0xc9), huge, b(0xff))},
+		{"a million empty entries", concat(b(0x00, 0x81), fixraw("Entries"), b(0xdd, 0x00, 0x0f, 0x42, 0x40), bytes.Repeat(b(0x80), 1000000))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
