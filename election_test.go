@@ -67,7 +67,7 @@ func TestElectionSafetyAtMostOneLeaderPerTerm(t *testing.T) {
 
 				// Healed, the cluster still agrees on a single leader.
 				c.fullyConnect()
-				leader := c.leader()
+				leader := settledLeader(c)
 				applyN(t, leader.raft, "after", 3)
 				recorder.requireNoViolation(t, "after healing")
 				t.Logf("%d elections in %d rounds", recorder.elections(), rounds)
@@ -103,7 +103,7 @@ func TestPreVoteIsolatedFollowerRejoinsWithoutRaisingTermOrUnseatingLeader(t *te
 				c.fullyConnect()
 				c.waitApplied(20)
 				time.Sleep(isolationTimeouts * follower.conf.ElectionTimeout)
-				require.Same(t, leader, c.leader(), "the leader must survive the follower's return")
+				require.Same(t, leader, settledLeader(c), "the leader must survive the follower's return")
 				for _, node := range c.nodes {
 					require.Equal(t, term, node.raft.CurrentTerm(),
 						"%s: the term must not change when an isolated follower rejoins under prevote", node.id)
@@ -146,7 +146,7 @@ func TestPreVoteDisabledIsolatedFollowerRaisesTermAndDisruptsOnRejoin(t *testing
 					}
 					return true
 				})
-				newLeader := c.leader()
+				newLeader := settledLeader(c)
 				require.GreaterOrEqual(t, newLeader.raft.CurrentTerm(), isolatedTerm,
 					"the leader after the rejoin leads in a term at least the isolated follower's")
 				applyN(t, newLeader.raft, "after", 10)

@@ -367,8 +367,7 @@ func TestLogMatchingAndLeaderCompletenessAfterPartitionsHeal(t *testing.T) {
 				// Heal, let every write resolve and leadership settle.
 				c.fullyConnect()
 				pending.Wait()
-				time.Sleep(10 * electionTimeout)
-				leader := c.leader()
+				leader := settledLeader(c)
 				// Overwrite every stale tail: the leader's log must reach
 				// past the longest log before all logs can be equal.
 				var longest uint64
@@ -579,8 +578,7 @@ func (f *figure8) healAndSettle(t *testing.T) *testNode {
 		f.faulty[node].setRule(nil)
 	}
 	f.c.fullyConnect()
-	time.Sleep(10 * f.electionTimeout)
-	leader := f.c.leader()
+	leader := settledLeader(f.c)
 	applyN(t, leader.raft, "after", 3)
 	require.NoError(t, leader.raft.Barrier(time.Second).Error())
 	final := leader.raft.LastIndex()

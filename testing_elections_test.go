@@ -237,9 +237,18 @@ func (f *faultyTransport) setRule(rule dropRule) {
 	f.rule.Store(&rule)
 }
 
+// delay waits a random time below maxLatency, or until the transport is
+// closed: like a real transport's Close, closing ends calls in flight (the
+// core does not wait for its vote goroutines on shutdown).
 func (f *faultyTransport) delay() {
-	if f.maxLatency > 0 {
-		time.Sleep(rand.N(f.maxLatency))
+	if f.maxLatency <= 0 {
+		return
+	}
+	timer := time.NewTimer(rand.N(f.maxLatency))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-f.InmemTransport.closedCh:
 	}
 }
 
@@ -315,4 +324,35 @@ func restartFaultyNode(c *testCluster, node *testNode, maxLatency time.Duration)
 	require.NoError(c.t, err)
 	node.raft = r
 	return faulty
+}
+
+// settledLeader waits until every node follows one leader in one term, and
+// returns that leader. Right after a partition heals, a leader may still be
+// deposed by a node that campaigned while cut off; once all agree, with
+// every link up, no one has a reason to campaign.
+func settledLeader(c *testCluster) *testNode {
+	c.t.Helper()
+	var leader *testNode
+	c.waitFor(10*time.Second, "every node to follow one leader in one term", func() bool {
+		leader = nil
+		for _, node := range c.nodes {
+			if node.raft.State() == Leader {
+				if leader != nil {
+					return false
+				}
+				leader = node
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		term := leader.raft.CurrentTerm()
+		for _, node := range c.nodes {
+			if _, id := node.raft.LeaderWithID(); id != leader.id || node.raft.CurrentTerm() != term {
+				return false
+			}
+		}
+		return true
+	})
+	return leader
 }
