@@ -32,12 +32,8 @@ func (r *Raft) Barrier(timeout time.Duration) Future {
 }
 
 func (r *Raft) enqueueApply(f *logFuture, timeout time.Duration) ApplyFuture {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
+	timer, stop := enqueueTimer(timeout)
+	defer stop()
 	select {
 	case r.applyCh <- f:
 		return f
@@ -48,15 +44,21 @@ func (r *Raft) enqueueApply(f *logFuture, timeout time.Duration) ApplyFuture {
 	}
 }
 
+// enqueueTimer returns a channel that fires after timeout, or never when
+// timeout is 0, and a function that releases the timer.
+func enqueueTimer(timeout time.Duration) (<-chan time.Time, func()) {
+	if timeout <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTimer(timeout)
+	return t.C, func() { t.Stop() }
+}
+
 // sendOp hands a request to the main loop, waiting at most timeout (0:
 // forever). It returns false, having answered the future, when that fails.
 func (r *Raft) sendOp(op interface{}, d *deferError, timeout time.Duration) bool {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
+	timer, stop := enqueueTimer(timeout)
+	defer stop()
 	select {
 	case r.opsCh <- op:
 		return true
@@ -316,12 +318,8 @@ func (r *Raft) RemovePeer(peer ServerAddress) Future {
 }
 
 func (r *Raft) requestConfigChange(req configurationChangeRequest, timeout time.Duration) IndexFuture {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
+	timer, stop := enqueueTimer(timeout)
+	defer stop()
 	f := &configurationChangeFuture{req: req}
 	f.logFuture = *r.newLogFuture(Log{Type: LogConfiguration})
 	select {
