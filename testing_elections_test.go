@@ -326,10 +326,13 @@ func restartFaultyNode(c *testCluster, node *testNode, maxLatency time.Duration)
 	return faulty
 }
 
-// settledLeader waits until every node follows one leader in one term, and
-// returns that leader. Right after a partition heals, a leader may still be
-// deposed by a node that campaigned while cut off; once all agree, with
-// every link up, no one has a reason to campaign.
+// settledLeader waits until every node follows one leader in one term and
+// every follower heard from it within half a heartbeat timeout, and returns
+// that leader. Right after a partition heals, a leader may still be deposed
+// by a node that campaigned while cut off, or by a follower that learnt of
+// it only through a rejected AppendEntries (which does not refresh the
+// follower's last contact) and times out before the first heartbeat. Once
+// all agree and heartbeats flow, with every link up, no one campaigns.
 func settledLeader(c *testCluster) *testNode {
 	c.t.Helper()
 	var leader *testNode
@@ -349,6 +352,9 @@ func settledLeader(c *testCluster) *testNode {
 		term := leader.raft.CurrentTerm()
 		for _, node := range c.nodes {
 			if _, id := node.raft.LeaderWithID(); id != leader.id || node.raft.CurrentTerm() != term {
+				return false
+			}
+			if node != leader && time.Since(node.raft.LastContact()) > node.conf.HeartbeatTimeout/2 {
 				return false
 			}
 		}
