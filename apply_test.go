@@ -137,3 +137,21 @@ func TestConcurrentAppliesAllResolveInLogOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestAppliedIndexCoversResolvedFutures checks that once an Apply or Barrier
+// future resolves, AppliedIndex already includes its entry.
+func TestAppliedIndexCoversResolvedFutures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, clusterOptions{})
+		defer c.close()
+		r := c.leader().raft
+		for i := range 50 {
+			f := r.Apply([]byte("x"), time.Second)
+			require.NoError(t, f.Error())
+			require.GreaterOrEqual(t, r.AppliedIndex(), f.Index(), "apply %d", i)
+			b := r.Barrier(time.Second)
+			require.NoError(t, b.Error())
+			require.GreaterOrEqual(t, r.AppliedIndex(), b.(IndexFuture).Index(), "barrier %d", i)
+		}
+	})
+}

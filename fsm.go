@@ -116,12 +116,18 @@ func (r *Raft) runFSM() {
 				resp := applySingle(tuple)
 				if tuple.future != nil {
 					tuple.future.response = resp
-					tuple.future.respond(nil)
 				}
 			}
 		}
+		// The applied index is published before any future of the batch
+		// resolves, so a caller woken by a future sees AppliedIndex cover it.
 		r.lastApplied.Store(batch[len(batch)-1].log.Index)
 		r.fsmAppliedSinceRestore.Store(true)
+		for _, tuple := range batch {
+			if tuple.future != nil {
+				tuple.future.respond(nil)
+			}
+		}
 	}
 
 	for {
@@ -177,7 +183,6 @@ func (r *Raft) applyBatchToFSM(fsm BatchingFSM, batch []*commitTuple) {
 		}
 		if tuple.future != nil {
 			tuple.future.response = resp
-			tuple.future.respond(nil)
 		}
 	}
 }
