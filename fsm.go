@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// keyFSMApply is the key of the per-entry apply timer, built once: the
+// metric is emitted for every command.
+var keyFSMApply = []string{"raft", "fsm", "apply"}
+
 // commitTuple is one committed entry on its way to the FSM, with the
 // future of the node that appended it (nil on other nodes).
 type commitTuple struct {
@@ -17,18 +21,12 @@ type commitTuple struct {
 // been given yet to the FSM runner, in batches of MaxAppendEntries. futures
 // are the leader's futures for some of those entries, in index order.
 func (r *Raft) processLogs(upTo uint64, futures []*logFuture) {
-	if upTo <= r.dispatchedIndex {
-		for _, f := range futures {
-			// Already applied (for instance covered by a snapshot).
-			f.respond(nil)
-		}
-		return
-	}
 	maxBatch := uint64(r.config().MaxAppendEntries)
-	batch := make([]*commitTuple, 0, min(upTo-r.dispatchedIndex, maxBatch))
+	var batch []commitTuple
 	next := 0
 	for index := r.dispatchedIndex + 1; index <= upTo; index++ {
 		for next < len(futures) && futures[next].log.Index < index {
+			// Already applied (for instance covered by a snapshot).
 			futures[next].respond(nil)
 			next++
 		}
@@ -40,27 +38,39 @@ func (r *Raft) processLogs(upTo uint64, futures []*logFuture) {
 			entry, err := r.getEntry(index)
 			if err != nil {
 				// A committed entry we cannot read: the FSM must not skip
-				// it, so stop here and retry at the next commit.
+				// it, so stop here; a later commit retries from here. The
+				// futures taken for this commit can no longer be answered
+				// by the FSM.
 				r.logger.Error("failed to get log", "index", index, "error", err)
+				for _, f := range futures[next:] {
+					f.respond(fmt.Errorf("failed to read committed log %d: %w", index, err))
+				}
 				r.sendToFSM(batch)
 				return
 			}
 			tuple = commitTuple{log: entry}
 		}
-		batch = append(batch, &tuple)
+		if batch == nil {
+			batch = make([]commitTuple, 0, min(upTo-index+1, maxBatch))
+		}
+		batch = append(batch, tuple)
 		r.dispatchedIndex = index
 		if uint64(len(batch)) == maxBatch {
 			if !r.sendToFSM(batch) {
 				return
 			}
-			batch = make([]*commitTuple, 0, min(upTo-index, maxBatch))
+			batch = nil
 		}
+	}
+	for _, f := range futures[next:] {
+		// Already applied (for instance covered by a snapshot).
+		f.respond(nil)
 	}
 	r.sendToFSM(batch)
 }
 
 // sendToFSM queues a batch for the FSM runner; false when shutting down.
-func (r *Raft) sendToFSM(batch []*commitTuple) bool {
+func (r *Raft) sendToFSM(batch []commitTuple) bool {
 	if len(batch) == 0 {
 		return true
 	}
@@ -87,7 +97,7 @@ func (r *Raft) runFSM() {
 		case LogCommand:
 			start := time.Now()
 			resp := r.fsm.Apply(entry)
-			measureSince([]string{"raft", "fsm", "apply"}, start)
+			measureSince(keyFSMApply, start)
 			return resp
 		case LogConfiguration:
 			if !hasConfigStore {
@@ -105,14 +115,15 @@ func (r *Raft) runFSM() {
 		return nil
 	}
 
-	applyBatch := func(batch []*commitTuple) {
+	applyBatch := func(batch []commitTuple) {
 		if len(batch) == 0 {
 			return
 		}
 		if batching {
 			r.applyBatchToFSM(batchingFSM, batch)
 		} else {
-			for _, tuple := range batch {
+			for i := range batch {
+				tuple := &batch[i]
 				resp := applySingle(tuple)
 				if tuple.future != nil {
 					tuple.future.response = resp
@@ -134,7 +145,7 @@ func (r *Raft) runFSM() {
 		select {
 		case req := <-r.fsmMutateCh:
 			switch req := req.(type) {
-			case []*commitTuple:
+			case []commitTuple:
 				applyBatch(req)
 			case *restoreFuture:
 				req.respond(r.restoreFSM(req.ID))
@@ -151,7 +162,7 @@ func (r *Raft) runFSM() {
 
 // applyBatchToFSM gives a batch to a BatchingFSM: the LogCommand and
 // LogConfiguration entries in one ApplyBatch call.
-func (r *Raft) applyBatchToFSM(fsm BatchingFSM, batch []*commitTuple) {
+func (r *Raft) applyBatchToFSM(fsm BatchingFSM, batch []commitTuple) {
 	entries := make([]*Log, 0, len(batch))
 	for _, tuple := range batch {
 		if tuple.log.Type == LogCommand || tuple.log.Type == LogConfiguration {
@@ -175,7 +186,8 @@ func (r *Raft) applyBatchToFSM(fsm BatchingFSM, batch []*commitTuple) {
 		}
 	}
 	next := 0
-	for _, tuple := range batch {
+	for i := range batch {
+		tuple := &batch[i]
 		var resp interface{}
 		if tuple.log.Type == LogCommand || tuple.log.Type == LogConfiguration {
 			resp = responses[next]

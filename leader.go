@@ -256,8 +256,11 @@ func (r *Raft) handleCommit() {
 
 	n := 0
 	for n < len(ls.inflight) && ls.inflight[n].log.Index <= commitIndex {
-		measureSince([]string{"raft", "commitTime"}, ls.inflight[n].dispatch)
 		n++
+	}
+	if n > 0 {
+		// One sample per commit, for its oldest entry: the longest wait.
+		measureSince([]string{"raft", "commitTime"}, ls.inflight[0].dispatch)
 	}
 	committed := ls.inflight[:n:n]
 	ls.inflight = ls.inflight[n:]
