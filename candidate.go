@@ -76,14 +76,24 @@ func (r *Raft) runElection(transfer bool) {
 	})
 	measureSince([]string{"raft", "candidate", "electSelf"}, start)
 
+	if r.awaitVotes("election", term, votes) {
+		r.becomeLeader(term)
+	}
+}
+
+// awaitVotes counts the answers of one round, prevote or real, in term,
+// while serving the main loop's other inputs. It returns true once a
+// quorum of the latest configuration grants, and false when the role
+// changed (a newer term, a leader's RPC, shutdown) or the election timer
+// fired with the role still Candidate, for the caller to start anew.
+func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bool {
 	needed := r.quorumSize()
-	granted := 0
+	granted, refused := 0, 0
 	if hasVote(r.configurations.latest, r.localID) {
 		granted++
 	}
 	if granted >= needed {
-		r.becomeLeader(term)
-		return
+		return true
 	}
 	electionTimer := randomTimeout(r.config().ElectionTimeout)
 	for r.getState() == Candidate {
@@ -93,18 +103,20 @@ func (r *Raft) runElection(transfer bool) {
 		case rpc := <-r.heartbeatCh:
 			r.processRPC(rpc)
 		case vote := <-votes:
-			if vote.term > r.getCurrentTerm() {
-				r.logger.Debug("newer term discovered, fallback to follower", "term", vote.term)
+			if vote.term > term {
+				r.logger.Debug("newer term discovered, fallback to follower", "round", round, "term", vote.term)
 				_ = r.stepDownTo(vote.term)
-				return
+				return false
 			}
 			if vote.granted {
 				granted++
-				r.logger.Debug("vote granted", "from", vote.voterID, "term", vote.term, "tally", granted)
+				r.logger.Debug("vote granted", "round", round, "from", vote.voterID, "term", term, "tally", granted)
 				if granted >= needed {
-					r.becomeLeader(term)
-					return
+					r.logger.Info("round won", "round", round, "term", term, "tally", granted)
+					return true
 				}
+			} else if refused++; refused == needed {
+				r.logger.Info("round lost, waiting for election timeout", "round", round, "term", term, "refused", refused)
 			}
 		case a := <-r.applyCh:
 			a.respond(ErrNotLeader)
@@ -113,12 +125,13 @@ func (r *Raft) runElection(transfer bool) {
 		case op := <-r.opsCh:
 			r.handleOpNotLeader(op)
 		case <-electionTimer:
-			r.logger.Warn("election timeout reached, restarting election")
-			return
+			r.logger.Warn("election timeout reached, restarting", "round", round, "term", term)
+			return false
 		case <-r.shutdownCh:
-			return
+			return false
 		}
 	}
+	return false
 }
 
 func (r *Raft) becomeLeader(term uint64) {

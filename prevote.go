@@ -37,51 +37,8 @@ func (r *Raft) runPreVote() bool {
 		})
 		measureSince([]string{"raft", "candidate", "preElectSelf"}, start)
 
-		needed := r.quorumSize()
-		granted, refused := 0, 0
-		if hasVote(r.configurations.latest, r.localID) {
-			granted++
-		}
-		if granted >= needed {
+		if r.awaitVotes("pre-vote", term, votes) {
 			return true
-		}
-		electionTimer := randomTimeout(r.config().ElectionTimeout)
-	round:
-		for r.getState() == Candidate {
-			select {
-			case rpc := <-r.rpcCh:
-				r.processRPC(rpc)
-			case rpc := <-r.heartbeatCh:
-				r.processRPC(rpc)
-			case vote := <-votes:
-				if vote.term > term {
-					r.logger.Debug("newer term discovered in prevote, fallback to follower", "term", vote.term)
-					_ = r.stepDownTo(vote.term)
-					return false
-				}
-				if vote.granted {
-					granted++
-					if granted >= needed {
-						r.logger.Info("pre-vote successful, starting election", "term", term, "tally", granted)
-						return true
-					}
-				} else {
-					refused++
-					if refused >= needed {
-						r.logger.Info("pre-vote campaign failed, waiting for election timeout", "term", term, "tally", granted, "refused", refused)
-					}
-				}
-			case a := <-r.applyCh:
-				a.respond(ErrNotLeader)
-			case c := <-r.configurationChangeCh:
-				c.respond(ErrNotLeader)
-			case op := <-r.opsCh:
-				r.handleOpNotLeader(op)
-			case <-electionTimer:
-				break round
-			case <-r.shutdownCh:
-				return false
-			}
 		}
 	}
 	return false
