@@ -216,13 +216,14 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		r.logger.Error("failed to get last vote candidate", "error", err)
 		return
 	}
-	if lastVoteTerm == req.Term && lastVoteCand != nil {
-		if bytes.Equal(lastVoteCand, candidate) {
-			r.logger.Warn("duplicate requestVote for same term", "term", req.Term)
-			resp.Granted = true
-		}
+	if lastVoteTerm == req.Term && lastVoteCand != nil && !bytes.Equal(lastVoteCand, candidate) {
+		r.logger.Warn("rejecting vote request since we voted for another candidate in this term", "term", req.Term)
 		return
 	}
+	// A repeat request from the candidate on record is not granted blindly:
+	// the record may be half a vote (a newer LastVoteTerm written beside the
+	// candidate of an older term, when the second write failed), so the log
+	// check below still applies.
 	// 7. §5.4.1: the candidate's log must be at least as up to date.
 	lastIndex, lastTerm := r.getLastEntry()
 	if lastTerm > req.LastLogTerm || (lastTerm == req.LastLogTerm && lastIndex > req.LastLogIndex) {
