@@ -1,0 +1,254 @@
+package raft
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Tests of the RPC receiver rules, one per rule, on a node that loaded its
+// stores but runs no goroutine: each test hands crafted requests to
+// processRPC and checks the answer and the stores. No timing is involved.
+
+// receiver is a node of the configuration {node0 (itself), node1, node2}
+// whose stores may be made to fail.
+type receiver struct {
+	t     *testing.T
+	r     *Raft
+	store *faultStore
+}
+
+// newReceiver bootstraps node0 and appends entries of the given terms
+// after the bootstrap entry (index 1, term 1), then loads the node.
+func newReceiver(t *testing.T, terms ...uint64) *receiver {
+	t.Helper()
+	store := newFaultStore(NewInmemStore())
+	snaps := NewInmemSnapshotStore()
+	_, trans := NewInmemTransport("addr0")
+	conf := testConfig("node0")
+	conf.skipStartup = true
+	configuration := Configuration{Servers: []Server{
+		{Suffrage: Voter, ID: "node0", Address: "addr0"},
+		{Suffrage: Voter, ID: "node1", Address: "addr1"},
+		{Suffrage: Voter, ID: "node2", Address: "addr2"},
+	}}
+	require.NoError(t, BootstrapCluster(conf, store, store, snaps, trans, configuration))
+	for i, term := range terms {
+		require.NoError(t, store.StoreLog(&Log{Index: uint64(i) + 2, Term: term, Type: LogCommand, Data: []byte{byte(i)}}))
+	}
+	if n := len(terms); n > 0 {
+		require.NoError(t, store.SetUint64(keyCurrentTerm, terms[n-1]))
+	}
+	r, err := NewRaft(conf, &testFSM{}, store, store, snaps, trans)
+	require.NoError(t, err)
+	return &receiver{t: t, r: r, store: store}
+}
+
+// call hands cmd to the node and returns its answer.
+func (rc *receiver) call(cmd interface{}) RPCResponse {
+	rc.t.Helper()
+	respCh := make(chan RPCResponse, 1)
+	rc.r.processRPC(RPC{Command: cmd, RespChan: respCh})
+	select {
+	case resp := <-respCh:
+		return resp
+	default:
+		rc.t.Fatalf("no answer to %T", cmd)
+		return RPCResponse{}
+	}
+}
+
+func header(id string) RPCHeader {
+	return RPCHeader{ProtocolVersion: ProtocolVersionMax, ID: []byte(id), Addr: []byte("addr" + id[len(id)-1:])}
+}
+
+func (rc *receiver) vote(req *RequestVoteRequest) *RequestVoteResponse {
+	rc.t.Helper()
+	resp := rc.call(req)
+	require.NoError(rc.t, resp.Error)
+	return resp.Response.(*RequestVoteResponse)
+}
+
+func (rc *receiver) append(req *AppendEntriesRequest) *AppendEntriesResponse {
+	rc.t.Helper()
+	resp := rc.call(req)
+	require.NoError(rc.t, resp.Error)
+	return resp.Response.(*AppendEntriesResponse)
+}
+
+// logTerms returns the term of every entry in the store, from index 1.
+func (rc *receiver) logTerms() []uint64 {
+	rc.t.Helper()
+	last, err := rc.store.LastIndex()
+	require.NoError(rc.t, err)
+	terms := make([]uint64, 0, last)
+	for i := uint64(1); i <= last; i++ {
+		var l Log
+		require.NoError(rc.t, rc.store.GetLog(i, &l))
+		terms = append(terms, l.Term)
+	}
+	return terms
+}
+
+func voteFrom(id string, term, lastIndex, lastTerm uint64) *RequestVoteRequest {
+	h := header(id)
+	return &RequestVoteRequest{RPCHeader: h, Term: term, Candidate: h.Addr, LastLogIndex: lastIndex, LastLogTerm: lastTerm}
+}
+
+func TestVoteIsNotGrantedUnlessTermAndVoteAreDurable(t *testing.T) {
+	for _, method := range []string{"SetUint64", "Set"} {
+		t.Run(method, func(t *testing.T) {
+			rc := newReceiver(t, 1)
+			require.True(t, rc.vote(voteFrom("node2", 2, 2, 1)).Granted, "node2's vote in term 2")
+
+			rc.store.failOn(method, errors.New("disk full"))
+			resp := rc.vote(voteFrom("node1", 3, 2, 1))
+			require.False(t, resp.Granted, "a vote was granted although the stable store refused to write %s", method)
+			rc.store.failOn(method, nil)
+
+			// Whatever half of the vote reached the disk, node2 (voted for in
+			// term 2) must not get a term-3 vote without the log check.
+			require.False(t, rc.vote(voteFrom("node2", 3, 1, 1)).Granted,
+				"a stale-log candidate got a vote from a half-written vote record")
+			// With nothing written (SetUint64 failed) node1 may still get the
+			// term-3 vote. A half record (Set failed) binds term 3 to node2,
+			// so node1 is refused: safe, and it costs one term at most.
+			require.Equal(t, method == "SetUint64", rc.vote(voteFrom("node1", 3, 2, 1)).Granted,
+				"vote for node1 in term 3 after the failed %s", method)
+			require.True(t, rc.vote(voteFrom("node1", 4, 2, 1)).Granted, "the next term is free")
+		})
+	}
+}
+
+func TestVoterGrantsOneVotePerTerm(t *testing.T) {
+	rc := newReceiver(t, 1)
+	require.True(t, rc.vote(voteFrom("node1", 2, 2, 1)).Granted, "first candidate of term 2")
+	require.True(t, rc.vote(voteFrom("node1", 2, 2, 1)).Granted, "the same candidate asking again")
+	require.False(t, rc.vote(voteFrom("node2", 2, 5, 1)).Granted, "a second candidate in term 2")
+	require.True(t, rc.vote(voteFrom("node2", 3, 2, 1)).Granted, "a new term frees the vote")
+}
+
+func TestVoterRefusesCandidateWithStaleLog(t *testing.T) {
+	// Our log: index 1 term 1, index 2 term 1, index 3 term 2.
+	cases := []struct {
+		name              string
+		lastIndex, lastTr uint64
+		granted           bool
+	}{
+		{"older last term", 10, 1, false},
+		{"same term, shorter", 2, 2, false},
+		{"same term, same length", 3, 2, true},
+		{"same term, longer", 4, 2, true},
+		{"newer last term, shorter", 1, 3, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, 1, 2)
+			resp := rc.vote(voteFrom("node1", 5, tc.lastIndex, tc.lastTr))
+			require.Equal(t, tc.granted, resp.Granted, "§5.4.1 up-to-date check")
+			require.Equal(t, uint64(5), rc.r.CurrentTerm(), "a newer term is adopted even when the vote is refused")
+		})
+	}
+}
+
+func TestVoterWithLiveLeaderRefusesVotesUnlessLeaderAskedForTransfer(t *testing.T) {
+	rc := newReceiver(t, 1)
+	// node2 leads term 1.
+	require.True(t, rc.append(&AppendEntriesRequest{RPCHeader: header("node2"), Term: 1}).Success)
+	require.False(t, rc.vote(voteFrom("node1", 2, 2, 1)).Granted, "a node that knows a live leader keeps it")
+	require.Equal(t, uint64(1), rc.r.CurrentTerm(), "the refused candidate's term is not adopted")
+
+	transfer := voteFrom("node1", 2, 2, 1)
+	transfer.LeadershipTransfer = true
+	require.True(t, rc.vote(transfer).Granted, "an election asked for by the leader is allowed")
+}
+
+func TestVoterRefusesStrangersAndNonvoters(t *testing.T) {
+	rc := newReceiver(t, 1)
+	require.False(t, rc.vote(voteFrom("node9", 2, 2, 1)).Granted, "a server outside the configuration")
+	require.Equal(t, uint64(1), rc.r.CurrentTerm(), "a stranger's term is not adopted")
+}
+
+func TestPreVoteRequestChangesNothing(t *testing.T) {
+	rc := newReceiver(t, 1)
+	h := header("node1")
+	resp := rc.call(&RequestPreVoteRequest{RPCHeader: h, Term: 7, LastLogIndex: 2, LastLogTerm: 1})
+	require.NoError(t, resp.Error)
+	require.True(t, resp.Response.(*RequestPreVoteResponse).Granted)
+	require.Equal(t, uint64(1), rc.r.CurrentTerm(), "prevote must not move the term")
+	term, err := getUint64(rc.store, keyCurrentTerm)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), term, "prevote must not write the term")
+	lastVoteTerm, err := getUint64(rc.store, keyLastVoteTerm)
+	require.NoError(t, err)
+	require.Zero(t, lastVoteTerm, "prevote must not record a vote")
+	require.Equal(t, Follower, rc.r.State())
+}
+
+func TestFollowerDoesNotAcknowledgeEntriesItFailedToStore(t *testing.T) {
+	rc := newReceiver(t, 1)
+	rc.store.failOn("StoreLogs", errors.New("disk full"))
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 1, PrevLogEntry: 2, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 3, Term: 1}, {Index: 4, Term: 1}}, LeaderCommitIndex: 4,
+	})
+	require.False(t, resp.Success, "entries that are not durable must not be acknowledged")
+	require.Equal(t, uint64(2), resp.LastLog)
+	require.Equal(t, uint64(0), rc.r.CommitIndex(), "nothing the node does not hold may commit")
+}
+
+func TestFollowerTruncatesConflictingSuffix(t *testing.T) {
+	// Our log: 1:t1 2:t1 3:t2 4:t2; the leader of term 3 holds 1:t1 2:t1 3:t3.
+	rc := newReceiver(t, 1, 2, 2)
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 3, PrevLogEntry: 2, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 3, Term: 3}},
+	})
+	require.True(t, resp.Success)
+	require.Equal(t, []uint64{1, 1, 3}, rc.logTerms(), "§5.3: the conflicting entry and all after it go")
+	index, term := rc.r.getLastLog()
+	require.Equal(t, [2]uint64{3, 3}, [2]uint64{index, term})
+}
+
+func TestFollowerRejectsEntriesWhosePredecessorDoesNotMatch(t *testing.T) {
+	rc := newReceiver(t, 1, 2)
+	for _, tc := range []struct{ prevIndex, prevTerm uint64 }{{3, 1}, {5, 2}} {
+		resp := rc.append(&AppendEntriesRequest{
+			RPCHeader: header("node1"), Term: 2, PrevLogEntry: tc.prevIndex, PrevLogTerm: tc.prevTerm,
+			Entries: []*Log{{Index: tc.prevIndex + 1, Term: 2}},
+		})
+		require.False(t, resp.Success, "prev %d/%d", tc.prevIndex, tc.prevTerm)
+		require.True(t, resp.NoRetryBackoff, "a mismatch is retried at once")
+		require.Equal(t, uint64(3), resp.LastLog)
+	}
+	require.Equal(t, []uint64{1, 1, 2}, rc.logTerms(), "a rejected request changes nothing")
+}
+
+func TestFollowerCommitsOnlyEntriesTheRequestProved(t *testing.T) {
+	// Our log ends with a stale suffix from term 2 (indexes 3..5). The
+	// leader of term 3 shares only up to index 2 and says it has committed
+	// up to 5 in its own log: those are different entries, so we may
+	// commit only up to 2.
+	rc := newReceiver(t, 1, 2, 2, 2)
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 3, PrevLogEntry: 2, PrevLogTerm: 1, LeaderCommitIndex: 5,
+	})
+	require.True(t, resp.Success)
+	require.Equal(t, uint64(2), rc.r.CommitIndex(), "the commit index may cover only entries the request proved equal to the leader's")
+}
+
+func TestRPCWithUnsupportedProtocolVersionIsRefused(t *testing.T) {
+	for _, version := range []ProtocolVersion{0, 1, 4} {
+		rc := newReceiver(t, 1)
+		req := voteFrom("node1", 2, 2, 1)
+		req.ProtocolVersion = version
+		resp := rc.call(req)
+		require.ErrorIs(t, resp.Error, ErrUnsupportedProtocol, "version %d", version)
+		require.Equal(t, uint64(1), rc.r.CurrentTerm())
+	}
+	rc := newReceiver(t, 1)
+	req := voteFrom("node1", 2, 2, 1)
+	req.ProtocolVersion = 2
+	require.NoError(t, rc.call(req).Error, "version 2 headers are accepted")
+}
