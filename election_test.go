@@ -55,7 +55,7 @@ func TestElectionSafetyAtMostOneLeaderPerTerm(t *testing.T) {
 					if tc.restarts && rng.IntN(5) == 0 {
 						node := c.nodes[rng.IntN(len(c.nodes))]
 						c.shutdownNode(node)
-						restartFaultyNode(c, node, maxLatency)
+						restartFaultyNode(c, node)
 						recorder.watch(node)
 						how += ", " + string(node.id) + " restarted"
 					}

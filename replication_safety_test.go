@@ -333,7 +333,7 @@ func TestLogMatchingAndLeaderCompletenessAfterPartitionsHeal(t *testing.T) {
 					if rng.IntN(8) == 0 {
 						node := c.nodes[rng.IntN(n)]
 						c.shutdownNode(node)
-						restartFaultyNode(c, node, maxLatency)
+						restartFaultyNode(c, node)
 						how += ", " + string(node.id) + " restarted"
 					}
 					// Writes go to whichever nodes believe they lead, stale

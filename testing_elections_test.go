@@ -282,48 +282,28 @@ func (f *faultyTransport) AppendEntriesPipeline(ServerID, ServerAddress) (Append
 // newFaultyCluster is newTestCluster with a faultyTransport (of the given
 // latency) under every node, returned in node order. Partitions work as
 // usual through the nodes' InmemTransports. Restart nodes with
-// restartFaultyNode, not restartNode, which would drop the wrapper.
+// restartFaultyNode to get the new wrapper.
 func newFaultyCluster(t testing.TB, n int, maxLatency time.Duration, tweak func(*Config)) (*testCluster, []*faultyTransport) {
-	c := &testCluster{t: t}
-	var configuration Configuration
-	for i := range n {
-		id := ServerID(fmt.Sprintf("node%d", i))
-		addr, trans := NewInmemTransport(ServerAddress(fmt.Sprintf("addr%d", i)))
-		node := &testNode{
-			id: id, addr: addr, trans: trans,
-			fsm: &testFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(),
-		}
-		node.conf = testConfig(id)
-		if tweak != nil {
-			tweak(node.conf)
-		}
-		c.nodes = append(c.nodes, node)
-		configuration.Servers = append(configuration.Servers, Server{Suffrage: Voter, ID: id, Address: addr})
-	}
-	c.fullyConnect()
-	faulty := make([]*faultyTransport, n)
-	for i, node := range c.nodes {
-		faulty[i] = &faultyTransport{InmemTransport: node.trans, maxLatency: maxLatency}
-		require.NoError(t, BootstrapCluster(node.conf, node.store, node.store, node.snaps, faulty[i], configuration))
-		r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, faulty[i])
-		require.NoError(t, err)
-		node.raft = r
+	var faulty []*faultyTransport
+	c := newTestCluster(t, n, clusterOptions{
+		tweak: tweak,
+		wrapTransport: func(node *testNode) Transport {
+			return &faultyTransport{InmemTransport: node.trans, maxLatency: maxLatency}
+		},
+	})
+	for _, node := range c.nodes {
+		faulty = append(faulty, node.runTrans.(*faultyTransport))
 	}
 	return c, faulty
 }
 
 // restartFaultyNode starts a node that was shut down again from its stores,
-// with a fresh FSM and a fresh faultyTransport of the given latency at the
-// same address, and reconnects the whole cluster.
-func restartFaultyNode(c *testCluster, node *testNode, maxLatency time.Duration) *faultyTransport {
-	_, node.trans = NewInmemTransport(node.addr)
-	node.fsm = &testFSM{}
-	c.fullyConnect()
-	faulty := &faultyTransport{InmemTransport: node.trans, maxLatency: maxLatency}
-	r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, faulty)
-	require.NoError(c.t, err)
-	node.raft = r
-	return faulty
+// with a fresh FSM and a fresh faultyTransport at the same address, and
+// reconnects the whole cluster. The cluster must come from newFaultyCluster,
+// whose wrapper sets the latency.
+func restartFaultyNode(c *testCluster, node *testNode) *faultyTransport {
+	c.restartNode(node)
+	return node.runTrans.(*faultyTransport)
 }
 
 // settledLeader waits until every node follows one leader in one term and

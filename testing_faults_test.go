@@ -2,7 +2,6 @@ package raft
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -163,7 +162,7 @@ func (s *slowTransport) AppendEntries(id ServerID, target ServerAddress, args *A
 
 // faultCluster is a cluster whose nodes run on faultStores and
 // slowTransports, both in node order. Nodes restarted with restartNode run
-// on their plain InmemStore and InmemTransport.
+// on their plain InmemStore and a fresh slowTransport, not the one listed.
 type faultCluster struct {
 	*testCluster
 	stores     []*faultStore
@@ -178,32 +177,20 @@ func newFaultCluster(t testing.TB, n int, opts clusterOptions) (*testCluster, []
 }
 
 func newFaultClusterWithTransports(t testing.TB, n int, opts clusterOptions) *faultCluster {
-	c := &testCluster{t: t}
-	var configuration Configuration
-	for i := range n {
-		id := ServerID(fmt.Sprintf("node%d", i))
-		addr, trans := NewInmemTransport(ServerAddress(fmt.Sprintf("addr%d", i)))
-		node := &testNode{
-			id: id, addr: addr, trans: trans,
-			fsm: &testFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(),
-		}
-		node.conf = testConfig(id)
-		if opts.tweak != nil {
-			opts.tweak(node.conf)
-		}
-		c.nodes = append(c.nodes, node)
-		configuration.Servers = append(configuration.Servers, Server{Suffrage: Voter, ID: id, Address: addr})
+	fc := &faultCluster{}
+	opts.wrapStore = func(node *testNode) raftStore {
+		s := newFaultStore(node.store)
+		fc.stores = append(fc.stores, s)
+		return s
 	}
-	c.fullyConnect()
-	fc := &faultCluster{testCluster: c, stores: make([]*faultStore, n), transports: make([]*slowTransport, n)}
-	for i, node := range c.nodes {
-		fc.stores[i] = newFaultStore(node.store)
-		fc.transports[i] = newSlowTransport(node.trans)
-		require.NoError(t, BootstrapCluster(node.conf, fc.stores[i], fc.stores[i], node.snaps, fc.transports[i], configuration))
-		r, err := NewRaft(node.conf, node.fsm, fc.stores[i], fc.stores[i], node.snaps, fc.transports[i])
-		require.NoError(t, err)
-		node.raft = r
+	opts.wrapTransport = func(node *testNode) Transport {
+		s := newSlowTransport(node.trans)
+		if len(fc.transports) < n {
+			fc.transports = append(fc.transports, s)
+		}
+		return s
 	}
+	fc.testCluster = newTestCluster(t, n, opts)
 	return fc
 }
 

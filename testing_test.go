@@ -115,10 +115,15 @@ type testNode struct {
 	store *InmemStore
 	snaps *InmemSnapshotStore
 	trans *InmemTransport
+	// runStore and runTrans are what the node runs on: store and trans, or
+	// the wrappers of clusterOptions.
+	runStore raftStore
+	runTrans Transport
 }
 
 type testCluster struct {
 	t     testing.TB
+	opts  clusterOptions
 	nodes []*testNode
 }
 
@@ -143,16 +148,31 @@ func testConfig(id ServerID) *Config {
 	return conf
 }
 
+// raftStore is a log store that is also the stable store.
+type raftStore interface {
+	LogStore
+	StableStore
+}
+
 type clusterOptions struct {
 	// tweak adjusts each node's configuration.
 	tweak func(*Config)
 	// noBootstrap leaves the stores empty.
 	noBootstrap bool
+	// wrapStore, if set, returns the store a node runs on in place of its
+	// InmemStore (for fault injection). A restarted node runs on its plain
+	// InmemStore.
+	wrapStore func(node *testNode) raftStore
+	// wrapTransport, if set, returns the transport a node runs on in place
+	// of its InmemTransport; links are still made and cut on the
+	// InmemTransport. It is applied again to the new transport of a
+	// restarted node.
+	wrapTransport func(node *testNode) Transport
 }
 
 // newTestCluster starts n fully connected, bootstrapped voters.
 func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
-	c := &testCluster{t: t}
+	c := &testCluster{t: t, opts: opts}
 	var configuration Configuration
 	for i := range n {
 		id := ServerID(fmt.Sprintf("node%d", i))
@@ -170,8 +190,15 @@ func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
 	}
 	c.fullyConnect()
 	for _, node := range c.nodes {
+		node.runStore, node.runTrans = node.store, node.trans
+		if opts.wrapStore != nil {
+			node.runStore = opts.wrapStore(node)
+		}
+		if opts.wrapTransport != nil {
+			node.runTrans = opts.wrapTransport(node)
+		}
 		if !opts.noBootstrap {
-			require.NoError(t, BootstrapCluster(node.conf, node.store, node.store, node.snaps, node.trans, configuration))
+			require.NoError(t, BootstrapCluster(node.conf, node.runStore, node.runStore, node.snaps, node.runTrans, configuration))
 		}
 		c.start(node)
 	}
@@ -180,7 +207,7 @@ func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
 
 // start creates the node's Raft from its stores.
 func (c *testCluster) start(node *testNode) {
-	r, err := NewRaft(node.conf, node.fsm, node.store, node.store, node.snaps, node.trans)
+	r, err := NewRaft(node.conf, node.fsm, node.runStore, node.runStore, node.snaps, node.runTrans)
 	require.NoError(c.t, err)
 	node.raft = r
 }
@@ -325,6 +352,10 @@ func (c *testCluster) restartNode(node *testNode) {
 	_, node.trans = NewInmemTransport(node.addr)
 	node.fsm = &testFSM{}
 	c.fullyConnect()
+	node.runStore, node.runTrans = node.store, node.trans
+	if c.opts.wrapTransport != nil {
+		node.runTrans = c.opts.wrapTransport(node)
+	}
 	c.start(node)
 }
 
