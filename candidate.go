@@ -49,7 +49,7 @@ func (r *Raft) runElection(transfer bool) {
 		r.setState(Follower)
 		return
 	}
-	self := r.trans.EncodePeer(r.localID, r.localAddr)
+	self := r.rpcHeader.Addr
 	if err := r.persistVote(term, self); err != nil {
 		r.logger.Error("failed to persist own vote", "term", term, "error", err)
 		r.setState(Follower)

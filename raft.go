@@ -52,6 +52,8 @@ type Raft struct {
 	trans     Transport
 	// tail holds the newest entries in memory (see logTail).
 	tail *logTail
+	// rpcHeader is the header of every RPC this node sends.
+	rpcHeader RPCHeader
 
 	// preVote is set when prevote is on and the transport carries it.
 	preVote bool
@@ -202,6 +204,11 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	}
 	confCopy := *conf
 	r.conf.Store(&confCopy)
+	r.rpcHeader = RPCHeader{
+		ProtocolVersion: conf.ProtocolVersion,
+		ID:              []byte(localID),
+		Addr:            trans.EncodePeer(localID, localAddr),
+	}
 	if conf.BatchApplyCh {
 		r.applyCh = make(chan *logFuture, conf.MaxAppendEntries)
 	} else {
@@ -446,14 +453,10 @@ func (r *Raft) stepDownTo(term uint64) error {
 	return nil
 }
 
-// header is the RPC header this node sends.
-func (r *Raft) header() RPCHeader {
-	return RPCHeader{
-		ProtocolVersion: r.config().ProtocolVersion,
-		ID:              []byte(r.localID),
-		Addr:            r.trans.EncodePeer(r.localID, r.localAddr),
-	}
-}
+// header is the RPC header this node sends. It is built once: protocol
+// version, ID and address do not change while the node runs. Receivers
+// treat its byte slices as read-only.
+func (r *Raft) header() RPCHeader { return r.rpcHeader }
 
 // checkRPCHeader refuses RPCs from peers speaking a protocol we do not:
 // versions outside [own-1, ProtocolVersionMax].

@@ -216,7 +216,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTer
 		req := &AppendEntriesRequest{
 			RPCHeader:         r.header(),
 			Term:              s.term,
-			Leader:            r.trans.EncodePeer(r.localID, r.localAddr),
+			Leader:            r.rpcHeader.Addr,
 			LeaderCommitIndex: r.getCommitIndex(),
 		}
 		err := s.setPreviousLog(req)
@@ -338,7 +338,7 @@ func (s *followerReplication) heartbeat() {
 	req := &AppendEntriesRequest{
 		RPCHeader: r.header(),
 		Term:      s.term,
-		Leader:    r.trans.EncodePeer(r.localID, r.localAddr),
+		Leader:    r.rpcHeader.Addr,
 	}
 	for {
 		select {

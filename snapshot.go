@@ -400,7 +400,7 @@ func (s *followerReplication) sendLatestSnapshot() (newerTerm bool, err error) {
 		RPCHeader:          r.header(),
 		SnapshotVersion:    meta.Version,
 		Term:               s.term,
-		Leader:             r.trans.EncodePeer(r.localID, r.localAddr),
+		Leader:             r.rpcHeader.Addr,
 		LastLogIndex:       meta.Index,
 		LastLogTerm:        meta.Term,
 		Peers:              meta.Peers,
