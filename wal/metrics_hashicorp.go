@@ -16,4 +16,3 @@ func incrCounter(key []string, val float32) { gometrics.IncrCounter(key, val) }
 
 func measureSince(key []string, start time.Time) { gometrics.MeasureSince(key, start) }
 
-func setGauge(key []string, val float32) { gometrics.SetGauge(key, val) }
