@@ -15,4 +15,3 @@ import (
 func incrCounter(key []string, val float32) { gometrics.IncrCounter(key, val) }
 
 func measureSince(key []string, start time.Time) { gometrics.MeasureSince(key, start) }
-
