@@ -149,6 +149,8 @@ func (r *Raft) runFSM() {
 				applyBatch(req)
 			case *restoreFuture:
 				req.respond(r.restoreFSM(req.ID))
+			case *fsmRestoreRequest:
+				req.respond(r.restoreFromUser(req))
 			default:
 				r.logger.Error("unexpected request for the FSM runner", "type", fmt.Sprintf("%T", req))
 			}

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -336,7 +335,7 @@ func (r *Raft) handleOpLeader(op interface{}) {
 	case *leadershipTransferFuture:
 		r.startLeadershipTransfer(op)
 	case *userRestoreFuture:
-		op.respond(fmt.Errorf("restore is not supported yet"))
+		r.restoreUserSnapshot(op)
 	default:
 		r.logger.Error("unexpected request on main loop", "type", op)
 	}

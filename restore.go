@@ -1,0 +1,172 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Restore replaces the state of every node's FSM with a snapshot the user
+// supplies, for instance a backup taken with Snapshot on another cluster. It
+// must be called on the leader.
+//
+// The leader fails the applies in flight with ErrAbortedByRestore, streams
+// reader into its FSM and, in the same pass, into a new snapshot at index
+// max(last log index, meta.Index)+1 in the current term and the current
+// configuration; meta.Size must be the exact length of the data. It leaves a
+// gap in its log before that index (with a MonotonicLogStore it empties the
+// log instead), so every follower catches up by InstallSnapshot. Restore
+// returns once a no-op appended after the snapshot has committed.
+//
+// timeout bounds the wait for the leader to take the request (0: no bound).
+//
+// Unlike hashicorp/raft, which panics, Restore returns an error when the
+// FSM's Restore fails or the data is not meta.Size bytes long. The FSM has
+// then seen part of the new state, so the node shuts itself down rather
+// than serve it; the snapshot is discarded, and restarting the node brings
+// back its previous state from its own snapshots and log.
+func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Duration) error {
+	defer measureSince([]string{"raft", "restore"}, time.Now())
+	if meta == nil || reader == nil {
+		return errors.New("restore: snapshot metadata and reader are required")
+	}
+	if meta.Size < 0 {
+		return fmt.Errorf("restore: invalid snapshot size %d", meta.Size)
+	}
+	f := &userRestoreFuture{meta: meta, reader: reader}
+	r.initFuture(&f.deferError)
+	r.sendOp(f, &f.deferError, timeout)
+	return f.Error()
+}
+
+// fsmRestoreRequest asks the FSM runner to restore the FSM from a user's
+// snapshot stream, copying the stream into sink as the FSM reads it.
+type fsmRestoreRequest struct {
+	deferError
+	reader io.Reader
+	size   int64
+	sink   SnapshotSink
+	index  uint64
+	// touched reports that FSM.Restore ran, so its state is no longer the
+	// state the log describes.
+	touched bool
+}
+
+// restoreUserSnapshot runs a user restore on the leader's main loop.
+func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
+	defer measureSince([]string{"raft", "restoreUserSnapshot"}, time.Now())
+	ls := &r.leaderState
+	switch {
+	case ls.removed:
+		f.respond(ErrNotLeader)
+		return
+	case ls.transfer != nil:
+		f.respond(ErrLeadershipTransferInProgress)
+		return
+	case r.configurations.latestIndex != r.configurations.committedIndex:
+		f.respond(fmt.Errorf("cannot restore snapshot now, wait until the configuration entry at %v has been applied (have applied %v)",
+			r.configurations.latestIndex, r.configurations.committedIndex))
+		return
+	}
+
+	for _, lf := range ls.inflight {
+		lf.respond(ErrAbortedByRestore)
+	}
+	ls.inflight = nil
+	// Let the log writer finish, so nothing writes to the log store while
+	// the gap is made; a fresh writer takes the entries after it.
+	if failed := ls.writer.stop(); failed {
+		ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
+		f.respond(errors.New("restore: the leader failed to write its log"))
+		return
+	}
+	ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
+
+	lastIndex, _ := r.getLastLog()
+	index := max(lastIndex, f.meta.Index) + 1
+	term := r.getCurrentTerm()
+	sink, err := r.snapshots.Create(SnapshotVersionMax, index, term,
+		r.configurations.latest, r.configurations.latestIndex, r.trans)
+	if err != nil {
+		f.respond(fmt.Errorf("failed to create snapshot: %w", err))
+		return
+	}
+	req := &fsmRestoreRequest{reader: f.reader, size: f.meta.Size, sink: sink, index: index}
+	r.initFuture(&req.deferError)
+	select {
+	case r.fsmMutateCh <- req:
+	case <-r.shutdownCh:
+		_ = sink.Cancel()
+		f.respond(ErrRaftShutdown)
+		return
+	}
+	if err := req.Error(); err != nil {
+		if req.touched {
+			r.logger.Error("user restore failed after the FSM saw part of it; shutting down so that state is never served",
+				"error", err)
+			f.respond(fmt.Errorf("restore failed, node shut down: %w", err))
+			r.Shutdown()
+			return
+		}
+		f.respond(err)
+		return
+	}
+
+	r.setLastSnapshot(index, term)
+	r.dispatchedIndex = index
+	if m, ok := r.logs.(MonotonicLogStore); ok && m.IsMonotonic() {
+		// The store cannot hold the gap: drop the whole log.
+		first, err1 := r.logs.FirstIndex()
+		last, err2 := r.logs.LastIndex()
+		if err := errors.Join(err1, err2); err != nil {
+			r.logger.Error("failed to read log bounds after restore", "error", err)
+		} else if last > 0 {
+			if err := r.logs.DeleteRange(first, last); err != nil {
+				r.logger.Error("failed to delete log after restore", "error", err)
+			}
+		}
+	}
+	r.tail.reset()
+	r.setLastLog(index, term)
+	r.logger.Info("restored user snapshot", "index", index, "term", term, "size", f.meta.Size)
+
+	noop := r.newLogFuture(Log{Type: LogNoop})
+	r.dispatchLogs([]*logFuture{noop})
+	r.goFunc(func() { f.respond(noop.Error()) })
+}
+
+// restoreFromUser restores the FSM from a user's stream on the FSM runner.
+// The bytes also go to the snapshot sink, which is kept only if the FSM
+// accepted exactly size bytes.
+func (r *Raft) restoreFromUser(req *fsmRestoreRequest) error {
+	start := time.Now()
+	limited := &io.LimitedReader{R: req.reader, N: req.size}
+	tee := io.TeeReader(limited, req.sink)
+	req.touched = true
+	if err := r.fsm.Restore(newCountingReadCloser(io.NopCloser(tee))); err != nil {
+		_ = req.sink.Cancel()
+		return fmt.Errorf("failed to restore snapshot: %w", err)
+	}
+	// Whatever the FSM left unread still belongs in the snapshot.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		_ = req.sink.Cancel()
+		return fmt.Errorf("failed to read snapshot: %w", err)
+	}
+	if limited.N > 0 {
+		_ = req.sink.Cancel()
+		return fmt.Errorf("failed to restore snapshot: short read: got %d of %d bytes", req.size-limited.N, req.size)
+	}
+	var extra [1]byte
+	if n, _ := req.reader.Read(extra[:]); n > 0 {
+		_ = req.sink.Cancel()
+		return fmt.Errorf("failed to restore snapshot: data is longer than its size %d", req.size)
+	}
+	if err := req.sink.Close(); err != nil {
+		return fmt.Errorf("failed to close snapshot: %w", err)
+	}
+	measureSince([]string{"raft", "fsm", "restore"}, start)
+	r.lastApplied.Store(req.index)
+	r.fsmAppliedSinceRestore.Store(false)
+	return nil
+}
