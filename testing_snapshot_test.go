@@ -1,0 +1,303 @@
+package raft
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Helpers for the snapshot tests of snapshot_cluster_test.go: an FSM that
+// counts what the node asks of it, a transport that records the snapshots
+// it installs and can lose AppendEntries replies, a log store that says it
+// is monotonic, and encoders and decoders of testFSM snapshots.
+
+// countingFSM is a testFSM that counts the commands applied and the
+// restores asked of it, so a test can tell a replayed entry from one that
+// came in a snapshot.
+type countingFSM struct {
+	*testFSM
+	applies  atomic.Int64
+	restores atomic.Int64
+	// failRestore, when set, makes Restore fail without touching the state.
+	failRestore atomic.Bool
+}
+
+// errRestoreRefused is what a countingFSM told to fail returns from Restore.
+var errRestoreRefused = errors.New("test: FSM refuses to restore")
+
+func newCountingFSM() *countingFSM {
+	return &countingFSM{testFSM: &testFSM{}}
+}
+
+func (f *countingFSM) Apply(l *Log) interface{} {
+	f.applies.Add(1)
+	return f.testFSM.Apply(l)
+}
+
+func (f *countingFSM) Restore(rc io.ReadCloser) error {
+	f.restores.Add(1)
+	if f.failRestore.Load() {
+		rc.Close()
+		return errRestoreRefused
+	}
+	return f.testFSM.Restore(rc)
+}
+
+// startWithFSM starts node from its stores with fsm in place of a plain
+// testFSM, on a fresh transport at the same address, like restartNode. The
+// node's fsm field becomes fsm's testFSM, so the cluster helpers
+// (waitApplied, requireSameFSMs) see it.
+func startWithFSM(c *testCluster, node *testNode, fsm *countingFSM) {
+	c.t.Helper()
+	_, node.trans = NewInmemTransport(node.addr)
+	node.fsm = fsm.testFSM
+	c.fullyConnect()
+	node.runStore, node.runTrans = node.store, node.trans
+	if c.opts.wrapTransport != nil {
+		node.runTrans = c.opts.wrapTransport(node)
+	}
+	r, err := NewRaft(node.conf, fsm, node.runStore, node.runStore, node.snaps, node.runTrans)
+	require.NoError(c.t, err)
+	node.raft = r
+}
+
+// restartCounting stops node and starts it again from its stores with a
+// fresh countingFSM, which it returns.
+func restartCounting(c *testCluster, node *testNode) *countingFSM {
+	c.t.Helper()
+	c.shutdownNode(node)
+	fsm := newCountingFSM()
+	startWithFSM(c, node, fsm)
+	return fsm
+}
+
+// snapshotTransport is an InmemTransport that records every InstallSnapshot
+// it sends, and can lose the replies to AppendEntries requests that carry
+// entries: the request is delivered and handled, but the sender sees an
+// error, as when a connection drops after the request went out. It offers
+// no pipeline, so every AppendEntries passes through it.
+type snapshotTransport struct {
+	*InmemTransport
+	mu sync.Mutex
+	// installed counts the InstallSnapshot calls that succeeded, by target.
+	installed map[ServerAddress]int
+	// loseReplies lists the targets whose AppendEntries replies are lost.
+	loseReplies map[ServerAddress]bool
+	// afterInstall, if set, runs after each successful InstallSnapshot and
+	// before the sender can send the target anything else.
+	afterInstall func(target ServerAddress, req *InstallSnapshotRequest)
+}
+
+// errReplyLostByTest is what a snapshotTransport returns for a lost reply.
+var errReplyLostByTest = errors.New("test: AppendEntries reply lost")
+
+func newSnapshotTransport(inner *InmemTransport) *snapshotTransport {
+	return &snapshotTransport{
+		InmemTransport: inner,
+		installed:      map[ServerAddress]int{},
+		loseReplies:    map[ServerAddress]bool{},
+	}
+}
+
+func (s *snapshotTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest,
+	resp *InstallSnapshotResponse, data io.Reader) error {
+	err := s.InmemTransport.InstallSnapshot(id, target, args, resp, data)
+	if err != nil || !resp.Success {
+		return err
+	}
+	s.mu.Lock()
+	s.installed[target]++
+	hook := s.afterInstall
+	s.mu.Unlock()
+	if hook != nil {
+		hook(target, args)
+	}
+	return nil
+}
+
+func (s *snapshotTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
+	err := s.InmemTransport.AppendEntries(id, target, args, resp)
+	s.mu.Lock()
+	lose := s.loseReplies[target] && len(args.Entries) > 0
+	s.mu.Unlock()
+	if err == nil && lose {
+		*resp = AppendEntriesResponse{}
+		return errReplyLostByTest
+	}
+	return err
+}
+
+func (s *snapshotTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
+	return nil, ErrPipelineReplicationNotSupported
+}
+
+// installsTo returns how many snapshots were installed on target.
+func (s *snapshotTransport) installsTo(target ServerAddress) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.installed[target]
+}
+
+func (s *snapshotTransport) setLoseReplies(target ServerAddress, lose bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseReplies[target] = lose
+}
+
+func (s *snapshotTransport) setAfterInstall(hook func(target ServerAddress, req *InstallSnapshotRequest)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterInstall = hook
+}
+
+// snapshotTransports hands out snapshotTransports for a cluster and keeps
+// the one each node (by address) currently runs on, across restarts.
+type snapshotTransports struct {
+	mu     sync.Mutex
+	byAddr map[ServerAddress]*snapshotTransport
+}
+
+func newSnapshotTransports() *snapshotTransports {
+	return &snapshotTransports{byAddr: map[ServerAddress]*snapshotTransport{}}
+}
+
+// wrap is a clusterOptions.wrapTransport.
+func (st *snapshotTransports) wrap(node *testNode) Transport {
+	trans := newSnapshotTransport(node.trans)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.byAddr[node.addr] = trans
+	return trans
+}
+
+// of returns the transport node runs on now.
+func (st *snapshotTransports) of(node *testNode) *snapshotTransport {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.byAddr[node.addr]
+}
+
+// installsTo counts the snapshots any node installed on target.
+func (st *snapshotTransports) installsTo(target ServerAddress) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total := 0
+	for _, trans := range st.byAddr {
+		total += trans.installsTo(target)
+	}
+	return total
+}
+
+// monotonicStore is an InmemStore that declares itself a MonotonicLogStore:
+// it must never be left with a gap, so Raft empties it rather than keep a
+// tail after a snapshot install.
+type monotonicStore struct {
+	*InmemStore
+}
+
+func (monotonicStore) IsMonotonic() bool { return true }
+
+// bufferSink is a SnapshotSink that keeps the data in memory.
+type bufferSink struct {
+	bytes.Buffer
+}
+
+func (*bufferSink) ID() string      { return "buffer" }
+func (*bufferSink) Close() error    { return nil }
+func (b *bufferSink) Cancel() error { b.Reset(); return nil }
+
+// encodeTestSnapshot returns the bytes a testFSM holding these commands at
+// these indexes persists, which testFSM.Restore reads back.
+func encodeTestSnapshot(t testing.TB, indexes []uint64, commands [][]byte) []byte {
+	t.Helper()
+	var sink bufferSink
+	snap := &testFSMSnapshot{data: commands, indexes: indexes}
+	require.NoError(t, snap.Persist(&sink))
+	return sink.Bytes()
+}
+
+// decodeTestSnapshot reads a testFSM snapshot and returns the indexes and
+// commands it holds.
+func decodeTestSnapshot(t testing.TB, rc io.ReadCloser) ([]uint64, [][]byte) {
+	t.Helper()
+	fsm := &testFSM{}
+	require.NoError(t, fsm.Restore(rc), "snapshot data must decode as a testFSM snapshot")
+	return fsm.entries()
+}
+
+// entriesUpTo returns the applied entries whose index is at most index.
+func entriesUpTo(indexes []uint64, commands [][]byte, index uint64) ([]uint64, [][]byte) {
+	n := 0
+	for n < len(indexes) && indexes[n] <= index {
+		n++
+	}
+	return indexes[:n], commands[:n]
+}
+
+// diskNode is a single-voter node whose snapshots live in a
+// FileSnapshotStore on disk and whose log and stable store survive restarts
+// in memory. Each start opens the snapshot directory afresh, as a restarted
+// process would.
+type diskNode struct {
+	t       testing.TB
+	conf    *Config
+	store   *InmemStore
+	snapDir string
+	addr    ServerAddress
+	raft    *Raft
+}
+
+// newDiskNode bootstraps a single-voter node over a fresh snapshot
+// directory; it is not started.
+func newDiskNode(t testing.TB, snapDir string, tweak func(*Config)) *diskNode {
+	t.Helper()
+	n := &diskNode{t: t, conf: testConfig("disk"), store: NewInmemStore(), snapDir: snapDir, addr: "disk-addr"}
+	if tweak != nil {
+		tweak(n.conf)
+	}
+	_, trans := NewInmemTransport(n.addr)
+	configuration := Configuration{Servers: []Server{{Suffrage: Voter, ID: n.conf.LocalID, Address: n.addr}}}
+	require.NoError(t, BootstrapCluster(n.conf, n.store, n.store, n.snapshots(), trans, configuration))
+	require.NoError(t, trans.Close())
+	return n
+}
+
+// snapshots opens the node's snapshot directory, keeping two snapshots.
+func (n *diskNode) snapshots() *FileSnapshotStore {
+	n.t.Helper()
+	snaps, err := NewFileSnapshotStoreWithLogger(n.snapDir, 2, testLogger("disk-snapshots"))
+	require.NoError(n.t, err)
+	return snaps
+}
+
+// start runs the node on fsm and returns NewRaft's error.
+func (n *diskNode) start(fsm FSM) error {
+	_, trans := NewInmemTransport(n.addr)
+	r, err := NewRaft(n.conf, fsm, n.store, n.store, n.snapshots(), trans)
+	if err != nil {
+		_ = trans.Close()
+		return err
+	}
+	n.raft = r
+	return nil
+}
+
+// waitLeader waits (in virtual time) for the single voter to lead.
+func (n *diskNode) waitLeader() {
+	n.t.Helper()
+	c := &testCluster{t: n.t}
+	c.waitFor(5*time.Second, "the single voter to lead", func() bool { return n.raft.State() == Leader })
+}
+
+// stop shuts the node down.
+func (n *diskNode) stop() {
+	n.t.Helper()
+	require.NoError(n.t, n.raft.Shutdown().Error())
+	n.raft = nil
+}
