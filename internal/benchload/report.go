@@ -1,0 +1,140 @@
+package benchload
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// formatThousands prints v rounded to a whole number with thousands
+// separators: 123,456.
+func formatThousands(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Sprint(v)
+	}
+	s := fmt.Sprintf("%.0f", math.Abs(v))
+	var b strings.Builder
+	if v <= -0.5 {
+		b.WriteByte('-')
+	}
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// WriteTable prints one line per result.
+func WriteTable(out io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tlibrary\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tcpu µs/op\tallocs/op\terrors\tfsync p50 ms\trtt p50 ms\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%d\t%.3f\t%.3f\t\n",
+			r.Workload, r.Library, formatThousands(r.OpsPerSec), r.LatP50Ms, r.LatP90Ms, r.LatP99Ms,
+			r.LatMaxMs, r.CPUUsPerOp, r.AllocsPerOp, r.Errors, r.LimitFsyncP50Ms, r.LimitRTTP50Ms)
+	}
+	return tw.Flush()
+}
+
+// MedianResult summarises repeated runs of one workload: every measured
+// figure is the median of that figure over the runs (so the figures of the
+// summary may come from different runs), counts are summed, and the
+// descriptive fields come from the first run. It returns the zero Result
+// for no runs.
+func MedianResult(runs []Result) Result {
+	if len(runs) == 0 {
+		return Result{}
+	}
+	out := runs[0]
+	med := func(field func(Result) float64) float64 {
+		values := make([]float64, len(runs))
+		for i, r := range runs {
+			values[i] = field(r)
+		}
+		slices.Sort(values)
+		n := len(values)
+		if n%2 == 1 {
+			return values[n/2]
+		}
+		return (values[n/2-1] + values[n/2]) / 2
+	}
+	out.DurationSeconds = med(func(r Result) float64 { return r.DurationSeconds })
+	out.OpsPerSec = med(func(r Result) float64 { return r.OpsPerSec })
+	out.LatMeanMs = med(func(r Result) float64 { return r.LatMeanMs })
+	out.LatP50Ms = med(func(r Result) float64 { return r.LatP50Ms })
+	out.LatP90Ms = med(func(r Result) float64 { return r.LatP90Ms })
+	out.LatP99Ms = med(func(r Result) float64 { return r.LatP99Ms })
+	out.LatP999Ms = med(func(r Result) float64 { return r.LatP999Ms })
+	out.LatMaxMs = med(func(r Result) float64 { return r.LatMaxMs })
+	out.CPUUsPerOp = med(func(r Result) float64 { return r.CPUUsPerOp })
+	out.AllocsPerOp = med(func(r Result) float64 { return r.AllocsPerOp })
+	out.LimitFsyncP50Ms = med(func(r Result) float64 { return r.LimitFsyncP50Ms })
+	out.LimitRTTP50Ms = med(func(r Result) float64 { return r.LimitRTTP50Ms })
+	out.Ops, out.Errors = 0, 0
+	for _, r := range runs {
+		out.Ops += r.Ops
+		out.Errors += r.Errors
+		if out.FirstError == "" {
+			out.FirstError = r.FirstError
+		}
+	}
+	return out
+}
+
+// Comparison is one row of the side-by-side table: the medians of both
+// libraries on one workload.
+type Comparison struct {
+	Workload Workload
+	Ours     Result
+	Theirs   Result
+}
+
+// ratio returns a/b, or NaN when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// Verdict says whether the row meets its target of the standard matrix:
+// "met", "MISSED", or "-" for a workload outside the matrix.
+func (c Comparison) Verdict() string {
+	target, ok := TargetFor(c.Workload)
+	if !ok {
+		return "-"
+	}
+	if target.Met(c.Ours, c.Theirs) {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// WriteComparison prints the side-by-side table: for ops/s, p50 and p99,
+// ours, theirs and ours/theirs (above 1 is better for ops/s, below 1 is
+// better for latency), then the machine's limits and the verdict against
+// the row's target.
+func WriteComparison(out io.Writer, rows []Comparison) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tours ops/s\ttheirs ops/s\tratio\tours p50\ttheirs p50\tratio\tours p99\ttheirs p99\tratio\tours cpu µs/op\ttheirs cpu µs/op\tfsync+rtt ms\ttarget\tverdict\t")
+	for _, c := range rows {
+		target, _ := TargetFor(c.Workload)
+		text := target.Text
+		if text == "" {
+			text = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%.3f\t%.3f\t%.2f×\t%.3f\t%.3f\t%.2f×\t%.1f\t%.1f\t%.3f\t%s\t%s\t\n",
+			c.Workload.Name(),
+			formatThousands(c.Ours.OpsPerSec), formatThousands(c.Theirs.OpsPerSec), ratio(c.Ours.OpsPerSec, c.Theirs.OpsPerSec),
+			c.Ours.LatP50Ms, c.Theirs.LatP50Ms, ratio(c.Ours.LatP50Ms, c.Theirs.LatP50Ms),
+			c.Ours.LatP99Ms, c.Theirs.LatP99Ms, ratio(c.Ours.LatP99Ms, c.Theirs.LatP99Ms),
+			c.Ours.CPUUsPerOp, c.Theirs.CPUUsPerOp,
+			c.Ours.LimitFsyncP50Ms+c.Ours.LimitRTTP50Ms, text, c.Verdict())
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,296 @@
+package benchload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cluster is a running cluster under test, whatever library it is built
+// with.
+type Cluster interface {
+	// Apply replicates cmd through the current leader and returns once the
+	// leader's FSM has applied it, or with the error the library reported.
+	// It is called by many clients at once. cmd is not modified after the
+	// call, and the cluster may keep it.
+	Apply(cmd []byte) error
+	// Close stops every node and releases their stores and transports.
+	Close() error
+}
+
+// StartFunc starts a cluster for w, keeping any files under dir (which
+// exists, is empty, and is removed after Close). It returns once the
+// cluster has a leader that can take Apply calls.
+type StartFunc func(w Workload, dir string) (Cluster, error)
+
+// Result is the outcome of one run, in the form -json prints.
+type Result struct {
+	Library      string `json:"library"`
+	Workload     string `json:"workload"`
+	Nodes        int    `json:"nodes"`
+	Clients      int    `json:"clients"`
+	PayloadBytes int    `json:"payload_bytes"`
+	Transport    string `json:"transport"`
+	Store        string `json:"store"`
+
+	WarmupSeconds   float64 `json:"warmup_s"`
+	DurationSeconds float64 `json:"duration_s"` // the measured window as it actually elapsed
+	Ops             uint64  `json:"ops"`         // Apply calls that succeeded within the window
+	Errors          uint64  `json:"errors"`      // Apply calls that failed within the window
+	FirstError      string  `json:"first_error,omitempty"`
+
+	OpsPerSec  float64 `json:"ops_per_sec"`
+	LatMeanMs  float64 `json:"lat_mean_ms"`
+	LatP50Ms   float64 `json:"lat_p50_ms"`
+	LatP90Ms   float64 `json:"lat_p90_ms"`
+	LatP99Ms   float64 `json:"lat_p99_ms"`
+	LatP999Ms  float64 `json:"lat_p999_ms"`
+	LatMaxMs   float64 `json:"lat_max_ms"`
+	CPUUsPerOp float64 `json:"cpu_us_per_op"` // user+sys time of the whole process over the window, per op; 0 where the OS does not say
+	// AllocsPerOp counts heap allocations of the whole process (every node
+	// and the clients) over the window, per op.
+	AllocsPerOp float64 `json:"allocs_per_op"`
+
+	// The machine's limits, measured just before the cluster started, on
+	// the file system of its stores and on loopback.
+	LimitFsyncP50Ms float64 `json:"limit_fsync_p50_ms"` // 4 KiB append + fdatasync
+	LimitRTTP50Ms   float64 `json:"limit_rtt_p50_ms"`   // 128-byte TCP ping-pong on 127.0.0.1
+
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"goos"`
+	Arch       string `json:"goarch"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	StartedAt  string `json:"started_at"` // RFC 3339
+}
+
+// clientState is what one client goroutine records; each client writes
+// only its own, so recording takes no lock. The padding keeps the counters
+// of neighbouring clients off one cache line.
+type clientState struct {
+	hist      Histogram
+	completed atomic.Uint64 // every finished call, for the progress line
+	errors    uint64
+	firstErr  error
+	_         [64]byte
+}
+
+// Run phases.
+const (
+	phaseWarmup int32 = iota
+	phaseMeasure
+	phaseDone
+)
+
+// clientGrace bounds how long Run waits for clients to finish their last
+// call once the window has closed: a call stuck beyond it means the
+// cluster is broken.
+const clientGrace = 30 * time.Second
+
+// Run drives w against c: w.Clients goroutines call Apply back to back,
+// first for opts.Warmup, then for the measured opts.Duration. A call counts
+// when it finishes inside the window; its latency is the whole call. Run
+// does not close c.
+func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, error) {
+	if err := w.Validate(); err != nil {
+		return Result{}, err
+	}
+	if opts.Duration <= 0 {
+		return Result{}, errors.New("benchload: duration must be positive")
+	}
+	if opts.Warmup < 0 {
+		return Result{}, errors.New("benchload: warmup must not be negative")
+	}
+	started := time.Now()
+	var phase atomic.Int32
+	clients := make([]clientState, w.Clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			cs := &clients[i]
+			cmd := make([]byte, w.Payload)
+			for j := range cmd {
+				cmd[j] = byte(i + j)
+			}
+			for phase.Load() != phaseDone && ctx.Err() == nil {
+				begin := time.Now()
+				err := c.Apply(cmd)
+				elapsed := time.Since(begin)
+				cs.completed.Add(1)
+				if phase.Load() != phaseMeasure {
+					continue
+				}
+				if err != nil {
+					cs.errors++
+					if cs.firstErr == nil {
+						cs.firstErr = err
+					}
+					continue
+				}
+				cs.hist.Record(elapsed)
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+
+	progress := func(stage string, since time.Time, of time.Duration) {}
+	if opts.Progress != nil {
+		var lastCount uint64
+		lastTime := time.Now()
+		progress = func(stage string, since time.Time, of time.Duration) {
+			var count uint64
+			for i := range clients {
+				count += clients[i].completed.Load()
+			}
+			now := time.Now()
+			rate := float64(count-lastCount) / now.Sub(lastTime).Seconds()
+			lastCount, lastTime = count, now
+			opts.Progress(fmt.Sprintf("%s: %s %.0fs/%.0fs, %s ops/s", w.Name(), stage,
+				now.Sub(since).Seconds(), of.Seconds(), formatThousands(rate)))
+		}
+	}
+	// wait sleeps for d, calling progress about once a second; it returns
+	// false when ctx ends first.
+	wait := func(stage string, d time.Duration) bool {
+		since := time.Now()
+		deadline := time.NewTimer(d)
+		defer deadline.Stop()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-deadline.C:
+				return true
+			case <-tick.C:
+				progress(stage, since, d)
+			}
+		}
+	}
+	abort := func() (Result, error) {
+		phase.Store(phaseDone)
+		<-finished
+		return Result{}, fmt.Errorf("benchload: %s: %w", w.Name(), ctx.Err())
+	}
+
+	if opts.Progress != nil {
+		defer opts.Progress("")
+	}
+	if opts.Warmup > 0 && !wait("warmup", opts.Warmup) {
+		return abort()
+	}
+	runtime.GC() // the warm-up's garbage is not the window's to collect
+	var mem0, mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
+	cpu0, cpuKnown := processCPUTime()
+	windowStart := time.Now()
+	phase.Store(phaseMeasure)
+	if !wait("measure", opts.Duration) {
+		return abort()
+	}
+	phase.Store(phaseDone)
+	window := time.Since(windowStart)
+	cpu1, _ := processCPUTime()
+	runtime.ReadMemStats(&mem1)
+
+	select {
+	case <-finished:
+	case <-time.After(clientGrace):
+		return Result{}, fmt.Errorf("benchload: %s: Apply calls still blocked %s after the run ended", w.Name(), clientGrace)
+	}
+
+	var hist Histogram
+	var errCount uint64
+	var firstErr error
+	for i := range clients {
+		hist.Merge(&clients[i].hist)
+		errCount += clients[i].errors
+		if firstErr == nil {
+			firstErr = clients[i].firstErr
+		}
+	}
+	res := Result{
+		Workload:        w.Name(),
+		Nodes:           w.Nodes,
+		Clients:         w.Clients,
+		PayloadBytes:    w.Payload,
+		Transport:       w.Transport,
+		Store:           w.Store,
+		WarmupSeconds:   opts.Warmup.Seconds(),
+		DurationSeconds: window.Seconds(),
+		Ops:             hist.Count(),
+		Errors:          errCount,
+		OpsPerSec:       float64(hist.Count()) / window.Seconds(),
+		LatMeanMs:       ms(hist.Mean()),
+		LatP50Ms:        ms(hist.Quantile(0.50)),
+		LatP90Ms:        ms(hist.Quantile(0.90)),
+		LatP99Ms:        ms(hist.Quantile(0.99)),
+		LatP999Ms:       ms(hist.Quantile(0.999)),
+		LatMaxMs:        ms(hist.Max()),
+		GoVersion:       runtime.Version(),
+		OS:              runtime.GOOS,
+		Arch:            runtime.GOARCH,
+		NumCPU:          runtime.NumCPU(),
+		GOMAXPROCS:      runtime.GOMAXPROCS(0),
+		StartedAt:       started.UTC().Format(time.RFC3339),
+	}
+	if firstErr != nil {
+		res.FirstError = firstErr.Error()
+	}
+	if ops := float64(hist.Count()); ops > 0 {
+		if cpuKnown {
+			res.CPUUsPerOp = float64((cpu1 - cpu0).Microseconds()) / ops
+		}
+		res.AllocsPerOp = float64(mem1.Mallocs-mem0.Mallocs) / ops
+	}
+	return res, nil
+}
+
+// Bench runs w once against the library that start builds: it makes a
+// temporary directory under opts.TempDir, measures the machine's limits
+// there and on loopback, starts the cluster, runs the load, closes the
+// cluster and removes the directory.
+func Bench(ctx context.Context, library string, w Workload, opts Options, start StartFunc) (Result, error) {
+	if err := w.Validate(); err != nil {
+		return Result{}, err
+	}
+	dir, err := os.MkdirTemp(opts.TempDir, "raftbench-")
+	if err != nil {
+		return Result{}, fmt.Errorf("benchload: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	fsync, err := MeasureFsync(dir, fsyncSamples)
+	if err != nil {
+		return Result{}, err
+	}
+	rtt, err := MeasureRTT(rttSamples)
+	if err != nil {
+		return Result{}, err
+	}
+	runtime.GC()
+	cluster, err := start(w, dir)
+	if err != nil {
+		return Result{}, fmt.Errorf("benchload: %s: start %s cluster: %w", w.Name(), library, err)
+	}
+	res, runErr := Run(ctx, cluster, w, opts)
+	closeErr := cluster.Close()
+	if runErr != nil {
+		return Result{}, runErr
+	}
+	if closeErr != nil {
+		return Result{}, fmt.Errorf("benchload: %s: close %s cluster: %w", w.Name(), library, closeErr)
+	}
+	res.Library = library
+	res.LimitFsyncP50Ms = ms(fsync)
+	res.LimitRTTP50Ms = ms(rtt)
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
