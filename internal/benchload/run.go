@@ -40,8 +40,8 @@ type Result struct {
 
 	WarmupSeconds   float64 `json:"warmup_s"`
 	DurationSeconds float64 `json:"duration_s"` // the measured window as it actually elapsed
-	Ops             uint64  `json:"ops"`         // Apply calls that succeeded within the window
-	Errors          uint64  `json:"errors"`      // Apply calls that failed within the window
+	Ops             uint64  `json:"ops"`        // Apply calls that succeeded within the window
+	Errors          uint64  `json:"errors"`     // Apply calls that failed within the window
 	FirstError      string  `json:"first_error,omitempty"`
 
 	OpsPerSec  float64 `json:"ops_per_sec"`
