@@ -78,30 +78,28 @@ func restartCounting(c *testCluster, node *testNode) *countingFSM {
 }
 
 // snapshotTransport is an InmemTransport that records every InstallSnapshot
-// it sends, and can lose the replies to AppendEntries requests that carry
-// entries: the request is delivered and handled, but the sender sees an
-// error, as when a connection drops after the request went out. It offers
-// no pipeline, so every AppendEntries passes through it.
+// it sends, and can answer the next AppendEntries carrying entries to a
+// target with a made-up rejection, as a stale reply from a follower that
+// once had a short log would look. It offers no pipeline, so every
+// AppendEntries passes through it.
 type snapshotTransport struct {
 	*InmemTransport
 	mu sync.Mutex
 	// installed counts the InstallSnapshot calls that succeeded, by target.
 	installed map[ServerAddress]int
-	// loseReplies lists the targets whose AppendEntries replies are lost.
-	loseReplies map[ServerAddress]bool
+	// rejectOnce maps a target to the LastLog of the rejection its next
+	// AppendEntries with entries gets instead of being delivered.
+	rejectOnce map[ServerAddress]uint64
 	// afterInstall, if set, runs after each successful InstallSnapshot and
 	// before the sender can send the target anything else.
 	afterInstall func(target ServerAddress, req *InstallSnapshotRequest)
 }
 
-// errReplyLostByTest is what a snapshotTransport returns for a lost reply.
-var errReplyLostByTest = errors.New("test: AppendEntries reply lost")
-
 func newSnapshotTransport(inner *InmemTransport) *snapshotTransport {
 	return &snapshotTransport{
 		InmemTransport: inner,
 		installed:      map[ServerAddress]int{},
-		loseReplies:    map[ServerAddress]bool{},
+		rejectOnce:     map[ServerAddress]uint64{},
 	}
 }
 
@@ -122,15 +120,17 @@ func (s *snapshotTransport) InstallSnapshot(id ServerID, target ServerAddress, a
 }
 
 func (s *snapshotTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
-	err := s.InmemTransport.AppendEntries(id, target, args, resp)
-	s.mu.Lock()
-	lose := s.loseReplies[target] && len(args.Entries) > 0
-	s.mu.Unlock()
-	if err == nil && lose {
-		*resp = AppendEntriesResponse{}
-		return errReplyLostByTest
+	if len(args.Entries) > 0 {
+		s.mu.Lock()
+		lastLog, reject := s.rejectOnce[target]
+		delete(s.rejectOnce, target)
+		s.mu.Unlock()
+		if reject {
+			*resp = AppendEntriesResponse{Term: args.Term, LastLog: lastLog, NoRetryBackoff: true}
+			return nil
+		}
 	}
-	return err
+	return s.InmemTransport.AppendEntries(id, target, args, resp)
 }
 
 func (s *snapshotTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
@@ -144,10 +144,12 @@ func (s *snapshotTransport) installsTo(target ServerAddress) int {
 	return s.installed[target]
 }
 
-func (s *snapshotTransport) setLoseReplies(target ServerAddress, lose bool) {
+// rejectNext makes the next AppendEntries with entries to target come back
+// rejected with lastLog, undelivered.
+func (s *snapshotTransport) rejectNext(target ServerAddress, lastLog uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.loseReplies[target] = lose
+	s.rejectOnce[target] = lastLog
 }
 
 func (s *snapshotTransport) setAfterInstall(hook func(target ServerAddress, req *InstallSnapshotRequest)) {
