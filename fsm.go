@@ -151,6 +151,8 @@ func (r *Raft) runFSM() {
 				req.respond(r.restoreFSM(req.ID))
 			case *fsmRestoreRequest:
 				req.respond(r.restoreFromUser(req))
+			case *fsmDrainFuture:
+				req.respond(nil)
 			default:
 				r.logger.Error("unexpected request for the FSM runner", "type", fmt.Sprintf("%T", req))
 			}

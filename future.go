@@ -227,6 +227,12 @@ type reqSnapshotFuture struct {
 	snapshot FSMSnapshot
 }
 
+// fsmDrainFuture resolves once the FSM runner has handled everything
+// queued before it.
+type fsmDrainFuture struct {
+	deferError
+}
+
 // restoreFuture asks the FSM runner to restore a stored snapshot.
 type restoreFuture struct {
 	deferError

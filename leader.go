@@ -275,6 +275,16 @@ func (r *Raft) handleCommit() {
 // leader as a voter has committed and been handed to the FSM.
 func (r *Raft) stepDownRemoved() {
 	if r.config().ShutdownOnRemove {
+		// Let the FSM runner finish the committed entries first, so their
+		// futures (the change that removed us among them) get the FSM's
+		// answer rather than ErrRaftShutdown.
+		drained := &fsmDrainFuture{}
+		r.initFuture(&drained.deferError)
+		select {
+		case r.fsmMutateCh <- drained:
+			_ = drained.Error()
+		case <-r.shutdownCh:
+		}
 		r.logger.Info("removed ourself, shutting down")
 		r.Shutdown()
 		return
