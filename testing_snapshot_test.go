@@ -24,8 +24,9 @@ type countingFSM struct {
 	*testFSM
 	applies  atomic.Int64
 	restores atomic.Int64
-	// failRestore, when set, makes Restore fail without touching the state.
-	failRestore atomic.Bool
+	// failRestores is how many of the next Restore calls fail without
+	// touching the state.
+	failRestores atomic.Int64
 }
 
 // errRestoreRefused is what a countingFSM told to fail returns from Restore.
@@ -35,6 +36,11 @@ func newCountingFSM() *countingFSM {
 	return &countingFSM{testFSM: &testFSM{}}
 }
 
+// failNextRestores makes the next n Restore calls fail.
+func (f *countingFSM) failNextRestores(n int64) {
+	f.failRestores.Store(n)
+}
+
 func (f *countingFSM) Apply(l *Log) interface{} {
 	f.applies.Add(1)
 	return f.testFSM.Apply(l)
@@ -42,7 +48,7 @@ func (f *countingFSM) Apply(l *Log) interface{} {
 
 func (f *countingFSM) Restore(rc io.ReadCloser) error {
 	f.restores.Add(1)
-	if f.failRestore.Load() {
+	if f.failRestores.Add(-1) >= 0 {
 		rc.Close()
 		return errRestoreRefused
 	}
