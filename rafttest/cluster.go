@@ -1,0 +1,798 @@
+package rafttest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumkit/raft"
+	"github.com/quorumkit/raft/wal"
+)
+
+// StoreKind selects the log and stable store of a cluster's nodes.
+type StoreKind int
+
+const (
+	// MemStores gives each node a raft.InmemStore and a
+	// raft.InmemSnapshotStore. They survive Crash and Restart (they stand
+	// for the node's disk) but not the test.
+	MemStores StoreKind = iota
+	// WALStores gives each node a wal.Store and a raft.FileSnapshotStore in
+	// its own directory under t.TempDir(). Crash closes the store and
+	// Restart reopens it, so every restart runs the wal's recovery.
+	WALStores
+)
+
+func (k StoreKind) String() string {
+	switch k {
+	case MemStores:
+		return "mem"
+	case WALStores:
+		return "wal"
+	}
+	return fmt.Sprintf("StoreKind(%d)", int(k))
+}
+
+// Options configures a Cluster. The zero value is a bootstrapped cluster of
+// three voters running KV on in-memory stores.
+type Options struct {
+	// Voters is the number of voters bootstrapped into the cluster
+	// (default 3).
+	Voters int
+	// Nonvoters is the number of nonvoters bootstrapped beside them.
+	Nonvoters int
+
+	// FSM returns a new state machine for a node. It is called again on
+	// every Restart: a restarted node rebuilds its state from its snapshot
+	// and log, as a restarted process would. Default: NewKV.
+	FSM func(id raft.ServerID) raft.FSM
+
+	// Config adjusts a node's configuration before the node starts (on
+	// every start, restarts included). LocalID is already set. The kit's
+	// defaults are fast timeouts (50ms heartbeat, election and lease
+	// timeouts, 5ms commit timeout) and a silent logger unless
+	// -rafttest.log is given.
+	Config func(conf *raft.Config)
+
+	// Store selects the stores (default MemStores).
+	Store StoreKind
+	// WAL configures the wal stores; a nil Logger is replaced by the
+	// node's logger.
+	WAL wal.Options
+
+	// SyncDelay is how long every store write takes to reach the disk;
+	// a Crash during that time loses it (see CrashableStore).
+	SyncDelay time.Duration
+
+	// Seed drives every random choice of the kit: dropped messages,
+	// delays, what a crash keeps. 0 means the -rafttest.seed flag, or a
+	// fresh seed; either way it is printed if the test fails.
+	Seed int64
+
+	// WaitTimeout bounds the methods that wait and fail the test
+	// (WaitForLeader, WaitForApplied, CheckConsistent); default 10s.
+	WaitTimeout time.Duration
+
+	// FSMState returns what CheckConsistent compares between replicas
+	// (with reflect.DeepEqual). Default: the bytes the FSM's snapshot
+	// persists. Either way the FSM must tolerate being read while Raft
+	// applies to it.
+	FSMState func(fsm raft.FSM) (any, error)
+}
+
+// ErrClosed is returned by the cluster's methods after Close.
+var ErrClosed = errors.New("rafttest: cluster closed")
+
+// pollInterval is how often waits look at the nodes. Inside a
+// testing/synctest bubble the sleeps between looks are virtual.
+const pollInterval = 2 * time.Millisecond
+
+// Cluster is a set of Raft nodes in one process, connected by in-memory
+// transports that can be partitioned, slowed down and made lossy, with
+// stores that survive crashes.
+//
+// Create it inside a testing/synctest bubble to run on virtual time; it
+// starts no goroutine of its own outside the nodes, and Close (run on test
+// cleanup) stops every goroutine it and its nodes started.
+//
+// Methods are safe for concurrent use. The ones that fail the test
+// (WaitForLeader, WaitForApplied, CheckConsistent) call t.Fatalf and so
+// must run on the test's goroutine; the others return errors.
+type Cluster struct {
+	t    testing.TB
+	opts Options
+	seed int64
+
+	// mu guards everything below, and the mutable fields of every Node.
+	mu       sync.Mutex
+	nodes    []*Node
+	byAddr   map[raft.ServerAddress]*Node
+	cut      map[link]bool      // links that deliver nothing
+	faults   map[link]LinkFault // faults of links that deliver
+	linkRand map[link]*linkRand
+	closed   bool
+
+	// waiters counts goroutines that wait on futures for Apply.
+	waiters sync.WaitGroup
+}
+
+// Node is one server of a Cluster.
+type Node struct {
+	c    *Cluster
+	id   raft.ServerID
+	addr raft.ServerAddress
+	dir  string // wal and snapshots, for WALStores
+
+	// life serializes Crash, Restart and Close of this node. It is a
+	// channel, not a mutex, because waiting on a channel lets a
+	// testing/synctest bubble advance time.
+	life chan struct{}
+
+	// Guarded by c.mu.
+	live     bool
+	raft     *raft.Raft
+	fsm      raft.FSM
+	disk     Store // the inner store: the node's disk
+	store    *CrashableStore
+	snaps    raft.SnapshotStore
+	trans    *raft.InmemTransport
+	restarts int
+}
+
+// NewCluster starts a cluster and registers its Close with t.Cleanup.
+// Unless a test fails, nothing is printed.
+func NewCluster(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Voters == 0 {
+		opts.Voters = 3
+	}
+	if opts.Voters < 0 || opts.Nonvoters < 0 {
+		t.Fatalf("rafttest: Voters (%d) and Nonvoters (%d) must not be negative", opts.Voters, opts.Nonvoters)
+	}
+	if opts.FSM == nil {
+		opts.FSM = func(raft.ServerID) raft.FSM { return NewKV() }
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = 10 * time.Second
+	}
+	if opts.Store != MemStores && opts.Store != WALStores {
+		t.Fatalf("rafttest: unknown store kind %v", opts.Store)
+	}
+	seed := opts.Seed
+	if seed == 0 {
+		seed = NewSeed()
+	}
+	c := &Cluster{
+		t: t, opts: opts, seed: seed,
+		byAddr:   map[raft.ServerAddress]*Node{},
+		cut:      map[link]bool{},
+		faults:   map[link]LinkFault{},
+		linkRand: map[link]*linkRand{},
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rafttest: cluster seed %d; replay with -rafttest.seed=%d", seed, seed)
+		}
+	})
+	t.Cleanup(c.Close)
+
+	var configuration raft.Configuration
+	for i := range opts.Voters + opts.Nonvoters {
+		n := c.addNode()
+		suffrage := raft.Voter
+		if i >= opts.Voters {
+			suffrage = raft.Nonvoter
+		}
+		configuration.Servers = append(configuration.Servers, raft.Server{Suffrage: suffrage, ID: n.id, Address: n.addr})
+	}
+	for _, n := range c.nodes {
+		if err := c.start(n, &configuration); err != nil {
+			t.Fatalf("rafttest: start %s: %v", n.id, err)
+		}
+	}
+	return c
+}
+
+// Seed returns the seed of the cluster's random choices.
+func (c *Cluster) Seed() int64 { return c.seed }
+
+// addNode registers a new, stopped node with the next free name.
+func (c *Cluster) addNode() *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := len(c.nodes) + 1
+	n := &Node{
+		c:    c,
+		id:   raft.ServerID(fmt.Sprintf("node%d", i)),
+		addr: raft.ServerAddress(fmt.Sprintf("inmem-node%d", i)),
+		life: make(chan struct{}, 1),
+	}
+	if c.opts.Store == WALStores {
+		n.dir = filepath.Join(c.t.TempDir(), string(n.id))
+	}
+	c.nodes = append(c.nodes, n)
+	c.byAddr[n.addr] = n
+	return n
+}
+
+// AddNode starts a new node with empty stores, connected to the others but
+// in no configuration: add it with AddVoter or AddNonvoter.
+func (c *Cluster) AddNode() (*Node, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	n := c.addNode()
+	return n, c.start(n, nil)
+}
+
+func (n *Node) lock()   { n.life <- struct{}{} }
+func (n *Node) unlock() { <-n.life }
+
+// config builds a node's configuration.
+func (c *Cluster) config(id raft.ServerID) *raft.Config {
+	conf := raft.DefaultConfig()
+	conf.LocalID = id
+	conf.HeartbeatTimeout = 50 * time.Millisecond
+	conf.ElectionTimeout = 50 * time.Millisecond
+	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.Logger = nodeLogger(string(id))
+	if c.opts.Config != nil {
+		c.opts.Config(conf)
+	}
+	return conf
+}
+
+// stream derives an independent random stream number from names.
+func stream(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// start opens n's stores (creating them on first start), bootstraps them
+// with configuration when it is not nil, and starts the node.
+func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
+	conf := c.config(n.id)
+	c.mu.Lock()
+	disk, snaps, restarts := n.disk, n.snaps, n.restarts
+	c.mu.Unlock()
+	if disk == nil || c.opts.Store == WALStores {
+		var err error
+		if disk, snaps, err = c.openStores(n, conf); err != nil {
+			return err
+		}
+	}
+	store := NewCrashableStore(disk, c.opts.SyncDelay, c.seed^int64(stream(string(n.id), fmt.Sprint(restarts))))
+	addr, trans := raft.NewInmemTransport(n.addr)
+	if addr != n.addr {
+		return fmt.Errorf("rafttest: transport took address %q, want %q", addr, n.addr)
+	}
+	run := &faultTransport{c: c, from: n.id, inner: trans}
+	if configuration != nil {
+		if err := raft.BootstrapCluster(conf, store.asRaftStore(), store, snaps, run, *configuration); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	fsm := c.opts.FSM(n.id)
+	c.connect(n, trans)
+	r, err := raft.NewRaft(conf, fsm, store.asRaftStore(), store, snaps, run)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	n.live, n.raft, n.fsm = true, r, fsm
+	n.disk, n.store, n.snaps, n.trans = disk, store, snaps, trans
+	n.restarts++
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cluster) openStores(n *Node, conf *raft.Config) (Store, raft.SnapshotStore, error) {
+	if c.opts.Store == MemStores {
+		return raft.NewInmemStore(), raft.NewInmemSnapshotStore(), nil
+	}
+	walOpts := c.opts.WAL
+	if walOpts.Logger == nil {
+		walOpts.Logger = conf.Logger.Named("wal")
+	}
+	disk, err := wal.Open(filepath.Join(n.dir, "wal"), walOpts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open wal: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.dir, 2, conf.Logger.Named("snapshots"))
+	if err != nil {
+		_ = disk.Close()
+		return nil, nil, fmt.Errorf("open snapshots: %w", err)
+	}
+	return disk, snaps, nil
+}
+
+// connect links trans, n's new transport, with every other node's, both
+// ways. Whether a link delivers is decided per message by faultTransport.
+func (c *Cluster) connect(n *Node, trans *raft.InmemTransport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.nodes {
+		if o == n || o.trans == nil {
+			continue
+		}
+		trans.Connect(o.addr, o.trans)
+		o.trans.Connect(n.addr, trans)
+	}
+}
+
+// Nodes returns every node, live or crashed, in creation order.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.nodes)
+}
+
+// Node returns the node with the given ID, or nil.
+func (c *Cluster) Node(id raft.ServerID) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// live returns the running nodes.
+func (c *Cluster) live() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.live {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ID returns the node's server ID.
+func (n *Node) ID() raft.ServerID { return n.id }
+
+// Address returns the node's transport address.
+func (n *Node) Address() raft.ServerAddress { return n.addr }
+
+// Raft returns the running node, or nil while it is crashed.
+func (n *Node) Raft() *raft.Raft {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	if !n.live {
+		return nil
+	}
+	return n.raft
+}
+
+// FSM returns the state machine of the node's current run (a crashed node
+// keeps the one of its last run).
+func (n *Node) FSM() raft.FSM {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	return n.fsm
+}
+
+// Live reports whether the node is running.
+func (n *Node) Live() bool {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	return n.live
+}
+
+// String returns the node's ID.
+func (n *Node) String() string { return string(n.id) }
+
+func (c *Cluster) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Close shuts every node down and waits for all goroutines of the cluster.
+// It runs on test cleanup; calling it earlier is allowed, and calling it
+// again does nothing.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	nodes := slices.Clone(c.nodes)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		if err := c.stop(n, false); err != nil {
+			c.t.Errorf("rafttest: close %s: %v", n.id, err)
+		}
+	}
+	c.waiters.Wait()
+}
+
+// stop shuts n down; with crash, its network and then its disk lose power
+// first, so writes in progress may be lost.
+func (c *Cluster) stop(n *Node, crash bool) error {
+	n.lock()
+	defer n.unlock()
+	c.mu.Lock()
+	if !n.live {
+		c.mu.Unlock()
+		return nil
+	}
+	n.live = false // from here on faultTransport delivers nothing to or from n
+	r, store, disk := n.raft, n.store, n.disk
+	c.mu.Unlock()
+	if crash {
+		store.Crash()
+	}
+	err := r.Shutdown().Error()
+	if closer, ok := disk.(io.Closer); ok {
+		if cerr := closer.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+	}
+	return err
+}
+
+// Crash stops a node as a power loss would: its links go down, writes in
+// progress keep only what CrashableStore allows, and it shuts down. Its
+// stores are kept for Restart. Crashing a crashed node does nothing.
+func (c *Cluster) Crash(id raft.ServerID) error {
+	n := c.Node(id)
+	if n == nil {
+		return fmt.Errorf("rafttest: no node %q", id)
+	}
+	if err := c.stop(n, true); err != nil {
+		return fmt.Errorf("rafttest: crash %s: %w", id, err)
+	}
+	return nil
+}
+
+// Restart starts a crashed node again from its stores, with a new FSM from
+// Options.FSM and a new transport at the same address; the links keep their
+// partitions and faults. Restarting a live node does nothing.
+func (c *Cluster) Restart(id raft.ServerID) error {
+	n := c.Node(id)
+	if n == nil {
+		return fmt.Errorf("rafttest: no node %q", id)
+	}
+	n.lock()
+	defer n.unlock()
+	c.mu.Lock()
+	live, closed := n.live, c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if live {
+		return nil
+	}
+	if err := c.start(n, nil); err != nil {
+		return fmt.Errorf("rafttest: restart %s: %w", id, err)
+	}
+	return nil
+}
+
+// Leader waits up to timeout for a live node in the Leader state and
+// returns it; if several believe they lead (a deposed leader has not
+// noticed yet), the one with the highest term. It returns ErrNoLeader when
+// none appears in time.
+func (c *Cluster) Leader(timeout time.Duration) (*Node, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if c.isClosed() {
+			return nil, ErrClosed
+		}
+		var best *Node
+		var bestTerm uint64
+		for _, n := range c.live() {
+			r := n.Raft()
+			if r == nil || r.State() != raft.Leader {
+				continue
+			}
+			if term := r.CurrentTerm(); best == nil || term > bestTerm {
+				best, bestTerm = n, term
+			}
+		}
+		if best != nil {
+			return best, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, ErrNoLeader
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// WaitForLeader is Leader with Options.WaitTimeout that fails the test when
+// no leader appears.
+func (c *Cluster) WaitForLeader() *Node {
+	c.t.Helper()
+	n, err := c.Leader(c.opts.WaitTimeout)
+	if err != nil {
+		c.t.Fatalf("rafttest: waiting for a leader for %v: %v", c.opts.WaitTimeout, err)
+	}
+	return n
+}
+
+// Followers returns the live nodes in the Follower state.
+func (c *Cluster) Followers() []*Node {
+	var out []*Node
+	for _, n := range c.live() {
+		if r := n.Raft(); r != nil && r.State() == raft.Follower {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Apply submits cmd to the leader, following leadership as it moves, and
+// waits for the outcome, all within timeout.
+//
+// It retries only on errors for which NotApplied is true (the command never
+// entered a log), so a command is applied at most once. It returns the
+// successful future, or an error: NotApplied(err) if the command certainly
+// did not happen, otherwise the outcome is unknown (raft.ErrLeadershipLost,
+// raft.ErrRaftShutdown, ErrTimeout, ...) and the future is returned too.
+func (c *Cluster) Apply(cmd []byte, timeout time.Duration) (raft.ApplyFuture, error) {
+	var f raft.ApplyFuture
+	err := c.onLeader(timeout, func(r *raft.Raft, remaining time.Duration) raft.Future {
+		f = r.Apply(cmd, remaining)
+		return f
+	})
+	if err != nil && NotApplied(err) {
+		return nil, err
+	}
+	return f, err
+}
+
+// onLeader runs submit on the leader until it succeeds, fails with an
+// error that does not satisfy NotApplied, or timeout passes.
+func (c *Cluster) onLeader(timeout time.Duration, submit func(r *raft.Raft, remaining time.Duration) raft.Future) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := c.Leader(time.Until(deadline))
+		if err != nil {
+			return err
+		}
+		r := n.Raft()
+		if r == nil {
+			continue // crashed since Leader looked
+		}
+		err = c.await(submit(r, time.Until(deadline)), deadline)
+		if err == nil || !NotApplied(err) {
+			return err
+		}
+		if !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(pollInterval) // let leadership settle before the next try
+	}
+}
+
+// await waits for f until deadline; ErrTimeout if it has not resolved.
+func (c *Cluster) await(f raft.Future, deadline time.Time) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return f.Error() // Close has shut every node down: f is resolved
+	}
+	c.waiters.Add(1)
+	c.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		defer c.waiters.Done()
+		done <- f.Error()
+	}()
+	timer := time.NewTimer(max(time.Until(deadline), 0))
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return ErrTimeout
+	}
+}
+
+// members returns the newest configuration any live node knows (by
+// configuration index), and whether there was one.
+func (c *Cluster) members() (raft.Configuration, bool) {
+	var best raft.Configuration
+	var bestIndex uint64
+	found := false
+	for _, n := range c.live() {
+		r := n.Raft()
+		if r == nil {
+			continue
+		}
+		f := r.GetConfiguration()
+		if f.Error() != nil {
+			continue
+		}
+		if !found || f.Index() > bestIndex {
+			best, bestIndex, found = f.Configuration(), f.Index(), true
+		}
+	}
+	return best, found
+}
+
+// memberNodes returns the live nodes of the newest configuration.
+func (c *Cluster) memberNodes() []*Node {
+	configuration, ok := c.members()
+	if !ok {
+		return nil
+	}
+	var out []*Node
+	for _, s := range configuration.Servers {
+		if n := c.Node(s.ID); n != nil && n.Live() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// WaitForApplied waits until every live member of the newest configuration
+// has applied index, and fails the test after Options.WaitTimeout. Heal
+// partitions first: an isolated member cannot catch up.
+func (c *Cluster) WaitForApplied(index uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(c.opts.WaitTimeout)
+	for {
+		behind := c.behind(index)
+		if len(behind) == 0 {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			c.t.Fatalf("rafttest: after %v, nodes still below applied index %d: %v", c.opts.WaitTimeout, index, behind)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// behind describes the members that have not applied index.
+func (c *Cluster) behind(index uint64) []string {
+	var out []string
+	for _, n := range c.memberNodes() {
+		if r := n.Raft(); r != nil && r.AppliedIndex() < index {
+			out = append(out, fmt.Sprintf("%s at %d", n.id, r.AppliedIndex()))
+		}
+	}
+	return out
+}
+
+// CheckConsistent waits until every live member of the newest
+// configuration has applied everything the leader has committed, then
+// checks that their FSMs hold the same state (Options.FSMState, by default
+// the FSM's snapshot bytes). An FSM with an `Err() error` method (like KV)
+// is also asked for a breach it detected. It fails the test on a
+// difference, or if the cluster does not settle within Options.WaitTimeout;
+// heal partitions and stop writers first.
+func (c *Cluster) CheckConsistent() {
+	c.t.Helper()
+	deadline := time.Now().Add(c.opts.WaitTimeout)
+	var lastProblem string
+	for time.Now().Before(deadline) {
+		problem, settled := c.compareOnce(deadline)
+		if settled && problem == "" {
+			return
+		}
+		if settled {
+			c.t.Fatalf("rafttest: replicas differ: %s", problem)
+		}
+		lastProblem = problem
+		time.Sleep(pollInterval)
+	}
+	c.t.Fatalf("rafttest: cluster did not settle within %v: %s", c.opts.WaitTimeout, lastProblem)
+}
+
+// compareOnce makes one attempt; settled is false when the cluster moved
+// (or was not ready) and the attempt should be repeated.
+func (c *Cluster) compareOnce(deadline time.Time) (problem string, settled bool) {
+	leader, err := c.Leader(time.Until(deadline))
+	if err != nil {
+		return err.Error(), false
+	}
+	r := leader.Raft()
+	if r == nil {
+		return "leader crashed", false
+	}
+	if err := c.await(r.Barrier(time.Until(deadline)), deadline); err != nil {
+		return fmt.Sprintf("barrier on %s: %v", leader.id, err), false
+	}
+	target := r.AppliedIndex()
+	for time.Now().Before(deadline) && len(c.behind(target)) > 0 {
+		time.Sleep(pollInterval)
+	}
+	if behind := c.behind(target); len(behind) > 0 {
+		return fmt.Sprintf("below leader %s's applied index %d: %v", leader.id, target, behind), false
+	}
+	members := c.memberNodes()
+	states := make([]any, len(members))
+	var applied []uint64
+	for i, n := range members {
+		r := n.Raft()
+		if r == nil {
+			return fmt.Sprintf("%s crashed", n.id), false
+		}
+		before := r.AppliedIndex()
+		fsm := n.FSM()
+		if e, ok := fsm.(interface{ Err() error }); ok && e.Err() != nil {
+			return fmt.Sprintf("FSM of %s: %v", n.id, e.Err()), true
+		}
+		st, err := c.fsmState(fsm)
+		if err != nil {
+			return fmt.Sprintf("state of %s: %v", n.id, err), true
+		}
+		if r.AppliedIndex() != before {
+			return fmt.Sprintf("%s applied more while being read", n.id), false
+		}
+		states[i] = st
+		applied = append(applied, before)
+	}
+	for i := range members {
+		if applied[i] != applied[0] {
+			return fmt.Sprintf("applied indexes differ: %v", applied), false
+		}
+	}
+	for i := 1; i < len(members); i++ {
+		if !reflect.DeepEqual(states[0], states[i]) {
+			return fmt.Sprintf("at applied index %d, %s has %s and %s has %s", applied[0],
+				members[0].id, describeState(states[0]), members[i].id, describeState(states[i])), true
+		}
+	}
+	return "", true
+}
+
+func describeState(st any) string {
+	if b, ok := st.([]byte); ok {
+		return fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf("%+v", st)
+}
+
+// fsmState returns what CheckConsistent compares for one FSM.
+func (c *Cluster) fsmState(fsm raft.FSM) (any, error) {
+	if c.opts.FSMState != nil {
+		return c.opts.FSMState(fsm)
+	}
+	snap, err := fsm.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Release()
+	sink := &memorySink{}
+	if err := snap.Persist(sink); err != nil {
+		return nil, err
+	}
+	if !sink.closed {
+		return nil, errors.New("snapshot not closed by Persist")
+	}
+	return sink.buf.Bytes(), nil
+}
+
+// memorySink collects a snapshot's bytes for comparison.
+type memorySink struct {
+	buf    bytes.Buffer
+	closed bool
+}
+
+func (s *memorySink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+func (s *memorySink) Close() error                { s.closed = true; return nil }
+func (s *memorySink) ID() string                  { return "rafttest-compare" }
+func (s *memorySink) Cancel() error               { return nil }

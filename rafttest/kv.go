@@ -1,0 +1,322 @@
+package rafttest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/quorumkit/raft"
+)
+
+// KVOp names an operation of the key-value store.
+type KVOp uint8
+
+// The operations of the key-value store.
+const (
+	KVGet    KVOp = iota // read a key ("" when missing)
+	KVPut                // set a key
+	KVAppend             // append to a key's value
+	KVCAS                // set a key if it holds Expected
+)
+
+func (op KVOp) String() string {
+	switch op {
+	case KVGet:
+		return "get"
+	case KVPut:
+		return "put"
+	case KVAppend:
+		return "append"
+	case KVCAS:
+		return "cas"
+	}
+	return fmt.Sprintf("KVOp(%d)", uint8(op))
+}
+
+// KVInput is one key-value command; it is also the input of the KV model.
+type KVInput struct {
+	Op       KVOp
+	Key      string
+	Value    string `json:",omitempty"`
+	Expected string `json:",omitempty"`
+}
+
+// KVOutput is the result of a command: the value read by a get, and for a
+// cas whether it swapped.
+type KVOutput struct {
+	Value string
+	OK    bool
+}
+
+// EncodeKV returns the log command for in.
+func EncodeKV(in KVInput) []byte {
+	b, err := json.Marshal(in)
+	if err != nil {
+		panic(fmt.Sprintf("rafttest: encode %+v: %v", in, err)) // cannot happen: plain strings and ints
+	}
+	return b
+}
+
+// KV is a replicated key-value FSM: the ready-made state machine of the kit.
+// Apply returns a KVOutput, or an error for a malformed command. It also
+// checks what Raft promises an FSM: commands arrive once each, in strictly
+// increasing index order; Err reports the first breach.
+//
+// A KV is safe for concurrent use, so tests may read it (Get, Snapshot)
+// while Raft applies to it.
+type KV struct {
+	mu        sync.Mutex
+	data      map[string]string
+	lastIndex uint64 // index of the last command applied
+	err       error  // first ordering violation seen
+}
+
+// NewKV returns an empty KV.
+func NewKV() *KV { return &KV{data: map[string]string{}} }
+
+// Apply executes one command.
+func (k *KV) Apply(l *raft.Log) interface{} {
+	var in KVInput
+	if err := json.Unmarshal(l.Data, &in); err != nil {
+		return fmt.Errorf("rafttest: kv: malformed command at index %d: %w", l.Index, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l.Index <= k.lastIndex && k.err == nil {
+		k.err = fmt.Errorf("rafttest: kv: command at index %d applied after index %d", l.Index, k.lastIndex)
+	}
+	k.lastIndex = l.Index
+	switch in.Op {
+	case KVGet:
+		return KVOutput{Value: k.data[in.Key], OK: true}
+	case KVPut:
+		k.data[in.Key] = in.Value
+	case KVAppend:
+		k.data[in.Key] += in.Value
+	case KVCAS:
+		if k.data[in.Key] != in.Expected {
+			return KVOutput{Value: k.data[in.Key]}
+		}
+		k.data[in.Key] = in.Value
+	default:
+		return fmt.Errorf("rafttest: kv: unknown operation %v at index %d", in.Op, l.Index)
+	}
+	return KVOutput{OK: true}
+}
+
+// Get reads a key from this replica's state, without going through Raft.
+func (k *KV) Get(key string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.data[key]
+}
+
+// Err returns the first breach of apply order seen, or nil.
+func (k *KV) Err() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.err
+}
+
+// kvState is the snapshot encoding: JSON, whose maps have sorted keys, so
+// equal states give equal bytes.
+type kvState struct {
+	Data      map[string]string
+	LastIndex uint64
+}
+
+// Snapshot captures the state.
+func (k *KV) Snapshot() (raft.FSMSnapshot, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b, err := json.Marshal(kvState{Data: k.data, LastIndex: k.lastIndex})
+	if err != nil {
+		return nil, fmt.Errorf("rafttest: kv: snapshot: %w", err)
+	}
+	return kvSnapshot(b), nil
+}
+
+// Restore replaces the state with a snapshot's.
+func (k *KV) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var st kvState
+	if err := json.NewDecoder(rc).Decode(&st); err != nil {
+		return fmt.Errorf("rafttest: kv: restore: %w", err)
+	}
+	if st.Data == nil {
+		st.Data = map[string]string{}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.data, k.lastIndex = st.Data, st.LastIndex
+	return nil
+}
+
+type kvSnapshot []byte
+
+func (s kvSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (kvSnapshot) Release() {}
+
+// KVModel is the porcupine model of KV, partitioned by key. Outputs are
+// KVOutput or Unknown.
+func KVModel() porcupine.Model {
+	return porcupine.Model{
+		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+			byKey := map[string][]porcupine.Operation{}
+			for _, op := range history {
+				key := op.Input.(KVInput).Key
+				byKey[key] = append(byKey[key], op)
+			}
+			keys := slices.Sorted(maps.Keys(byKey))
+			out := make([][]porcupine.Operation, 0, len(keys))
+			for _, key := range keys {
+				out = append(out, byKey[key])
+			}
+			return out
+		},
+		// The state of one partition is the value of its key.
+		Init: func() interface{} { return "" },
+		Step: func(state, input, output interface{}) (bool, interface{}) {
+			value, in := state.(string), input.(KVInput)
+			out, known := output.(KVOutput)
+			switch in.Op {
+			case KVGet:
+				return !known || out.Value == value, value
+			case KVPut:
+				return true, in.Value
+			case KVAppend:
+				return true, value + in.Value
+			case KVCAS:
+				swapped := value == in.Expected
+				if known && out.OK != swapped {
+					return false, value
+				}
+				if swapped {
+					return true, in.Value
+				}
+				return true, value
+			}
+			return false, value
+		},
+		DescribeOperation: func(input, output interface{}) string {
+			in := input.(KVInput)
+			res := fmt.Sprint(output)
+			if out, ok := output.(KVOutput); ok {
+				switch in.Op {
+				case KVGet:
+					res = fmt.Sprintf("%q", out.Value)
+				case KVCAS:
+					res = fmt.Sprint(out.OK)
+				default:
+					res = "ok"
+				}
+			}
+			switch in.Op {
+			case KVGet:
+				return fmt.Sprintf("get(%q) -> %s", in.Key, res)
+			case KVCAS:
+				return fmt.Sprintf("cas(%q, %q, %q) -> %s", in.Key, in.Expected, in.Value, res)
+			default:
+				return fmt.Sprintf("%v(%q, %q) -> %s", in.Op, in.Key, in.Value, res)
+			}
+		},
+		DescribeState: func(state interface{}) string { return fmt.Sprintf("%q", state) },
+		DescribeOperationMetadata: func(info interface{}) string {
+			if info == nil {
+				return ""
+			}
+			return fmt.Sprint(info)
+		},
+	}
+}
+
+// KVClient is one sequential client of a KV cluster that records its
+// operations in a History. Use one per goroutine.
+type KVClient struct {
+	cluster *Cluster
+	client  *Client
+	// Timeout bounds each operation, leader search and retries included.
+	Timeout time.Duration
+}
+
+// NewKVClient returns a client of c recording into h, with a one-second
+// timeout per operation.
+func (c *Cluster) NewKVClient(h *History) *KVClient {
+	return &KVClient{cluster: c, client: h.NewClient(), Timeout: time.Second}
+}
+
+// Do runs one command and records it.
+func (k *KVClient) Do(in KVInput) (KVOutput, error) {
+	out, err := k.client.Do(in, func() (any, error) {
+		if in.Op == KVGet {
+			return k.read(in)
+		}
+		return k.apply(in)
+	})
+	o, _ := out.(KVOutput)
+	return o, err
+}
+
+// Get reads key.
+func (k *KVClient) Get(key string) (string, error) {
+	out, err := k.Do(KVInput{Op: KVGet, Key: key})
+	return out.Value, err
+}
+
+// Put sets key to value.
+func (k *KVClient) Put(key, value string) error {
+	_, err := k.Do(KVInput{Op: KVPut, Key: key, Value: value})
+	return err
+}
+
+// Append appends value to key.
+func (k *KVClient) Append(key, value string) error {
+	_, err := k.Do(KVInput{Op: KVAppend, Key: key, Value: value})
+	return err
+}
+
+// CAS sets key to value if it holds expected, and reports whether it did.
+func (k *KVClient) CAS(key, expected, value string) (bool, error) {
+	out, err := k.Do(KVInput{Op: KVCAS, Key: key, Expected: expected, Value: value})
+	return out.OK, err
+}
+
+func (k *KVClient) apply(in KVInput) (any, error) {
+	f, err := k.cluster.Apply(EncodeKV(in), k.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	switch resp := f.Response().(type) {
+	case KVOutput:
+		return resp, nil
+	case error:
+		return nil, resp
+	default:
+		return nil, fmt.Errorf("rafttest: kv: unexpected response %T", resp)
+	}
+}
+
+// read performs a linearizable read.
+//
+// HOOK(ReadIndex): reads go through the log for now, as a get command, so
+// they are exactly as linearizable as writes. When (*raft.Raft).ReadIndex
+// lands, replace the body with: find the leader, f := leader.ReadIndex(timeout),
+// wait until the leader's AppliedIndex() >= f.Index(), then read the
+// leader's KV with Get; NotApplied errors stay retryable and the rest
+// unknown, exactly as here. The chaos suite then checks the new read path
+// with no other change.
+func (k *KVClient) read(in KVInput) (any, error) {
+	return k.apply(in)
+}
