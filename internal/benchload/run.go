@@ -151,8 +151,8 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 			now := time.Now()
 			rate := float64(count-lastCount) / now.Sub(lastTime).Seconds()
 			lastCount, lastTime = count, now
-			opts.Progress(fmt.Sprintf("%s: %s %.0fs/%.0fs, %s ops/s", w.Name(), stage,
-				now.Sub(since).Seconds(), of.Seconds(), formatThousands(rate)))
+			opts.Progress(fmt.Sprintf("%s: %s %s/%s, %s ops/s", w.Name(), stage,
+				now.Sub(since).Round(time.Second), of, formatThousands(rate)))
 		}
 	}
 	// wait sleeps for d, calling progress about once a second; it returns

@@ -1,0 +1,160 @@
+package benchload
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseWorkload(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Workload
+		wantErr string
+	}{
+		{in: "inmem-inmem", want: Workload{Nodes: 3, Transport: "inmem", Store: "inmem", Clients: 1, Payload: 128}},
+		{in: "tcp-wal-c16-p4096", want: Workload{Nodes: 3, Transport: "tcp", Store: "wal", Clients: 16, Payload: 4096}},
+		{in: " tcp-wal-p0-n5-c2 ", want: Workload{Nodes: 5, Transport: "tcp", Store: "wal", Clients: 2, Payload: 0}},
+		{in: "tcp", wantErr: "want transport-store"},
+		{in: "udp-wal", wantErr: `transport "udp"`},
+		{in: "tcp-bolt", wantErr: `store "bolt"`},
+		{in: "tcp-wal-c0", wantErr: "clients 0"},
+		{in: "tcp-wal-cx", wantErr: `bad part "cx"`},
+		{in: "tcp-wal-x4", wantErr: `bad part "x4"`},
+		{in: "tcp-wal-c", wantErr: `bad part "c"`},
+		{in: "tcp-wal-p-1", wantErr: `bad part "p"`},
+		{in: "tcp-wal-p999999999", wantErr: "payload 999999999"},
+		{in: "tcp-wal-n0", wantErr: "nodes 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseWorkload(tt.in)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+			back, err := ParseWorkload(got.Name())
+			require.NoError(t, err)
+			require.Equal(t, got, back, "Name %q must parse back to the same workload", got.Name())
+		})
+	}
+}
+
+func TestParseWorkloadsDefaultIsTheStandardMatrix(t *testing.T) {
+	got, err := ParseWorkloads("default")
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"inmem-inmem-c1-p128", "inmem-inmem-c256-p128",
+		"tcp-wal-c1-p128", "tcp-wal-c16-p128", "tcp-wal-c256-p128", "tcp-wal-c64-p4096",
+	}, names(got))
+
+	got, err = ParseWorkloads("tcp-wal-c4,,inmem-inmem")
+	require.NoError(t, err)
+	require.Equal(t, []string{"tcp-wal-c4-p128", "inmem-inmem-c1-p128"}, names(got))
+
+	_, err = ParseWorkloads(" , ")
+	require.ErrorContains(t, err, "no workload")
+}
+
+func names(ws []Workload) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Name()
+	}
+	return out
+}
+
+func TestTargets(t *testing.T) {
+	matrix := Matrix()
+	tests := []struct {
+		name   string
+		w      Workload
+		ours   Result
+		theirs Result
+		want   string
+	}{
+		{"inmem c1 at 2x", matrix[0], Result{OpsPerSec: 200}, Result{OpsPerSec: 100}, "met"},
+		{"inmem c1 below 2x", matrix[0], Result{OpsPerSec: 199}, Result{OpsPerSec: 100}, "MISSED"},
+		{"tcp c1 near the limit", matrix[2], Result{LatP50Ms: 0.5, LimitFsyncP50Ms: 0.3, LimitRTTP50Ms: 0.1}, Result{}, "met"},
+		{"tcp c1 far from the limit", matrix[2], Result{LatP50Ms: 0.6, LimitFsyncP50Ms: 0.3, LimitRTTP50Ms: 0.1}, Result{}, "MISSED"},
+		{"tcp c16 both", matrix[3], Result{OpsPerSec: 300, LatP99Ms: 5}, Result{OpsPerSec: 100, LatP99Ms: 10}, "met"},
+		{"tcp c16 p99 too high", matrix[3], Result{OpsPerSec: 300, LatP99Ms: 5.1}, Result{OpsPerSec: 100, LatP99Ms: 10}, "MISSED"},
+		{"outside the matrix", Workload{Nodes: 5, Transport: "tcp", Store: "wal", Clients: 1, Payload: 1}, Result{}, Result{}, "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, Comparison{Workload: tt.w, Ours: tt.ours, Theirs: tt.theirs}.Verdict())
+		})
+	}
+}
+
+func TestFormatThousands(t *testing.T) {
+	tests := map[float64]string{
+		0: "0", 7.4: "7", 999.5: "1,000", 1234: "1,234", 123456.7: "123,457",
+		1234567: "1,234,567", -1234: "-1,234", math.NaN(): "NaN",
+	}
+	for in, want := range tests {
+		require.Equal(t, want, formatThousands(in), "formatThousands(%v)", in)
+	}
+}
+
+func TestMedianResult(t *testing.T) {
+	runs := []Result{
+		{Workload: "w", OpsPerSec: 300, LatP99Ms: 1, Ops: 10, Errors: 1},
+		{Workload: "w", OpsPerSec: 100, LatP99Ms: 3, Ops: 20, FirstError: "boom"},
+		{Workload: "w", OpsPerSec: 200, LatP99Ms: 2, Ops: 30},
+	}
+	got := MedianResult(runs)
+	require.Equal(t, "w", got.Workload)
+	require.Equal(t, 200.0, got.OpsPerSec)
+	require.Equal(t, 2.0, got.LatP99Ms)
+	require.Equal(t, uint64(60), got.Ops)
+	require.Equal(t, uint64(1), got.Errors)
+	require.Equal(t, "boom", got.FirstError)
+
+	require.Equal(t, 150.0, MedianResult(runs[1:]).OpsPerSec, "an even count takes the mean of the middle two")
+	require.Equal(t, Result{}, MedianResult(nil))
+}
+
+func TestWriteComparisonPrintsRatiosAndVerdict(t *testing.T) {
+	var out bytes.Buffer
+	rows := []Comparison{{
+		Workload: Matrix()[1],
+		Ours:     Result{OpsPerSec: 300_000, LatP50Ms: 1, LatP99Ms: 2},
+		Theirs:   Result{OpsPerSec: 100_000, LatP50Ms: 2, LatP99Ms: 8},
+	}}
+	require.NoError(t, WriteComparison(&out, rows))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, []string{
+		"inmem-inmem-c256-p128", "300,000", "100,000", "3.00×", "1.000", "2.000", "0.50×", "2.000", "8.000", "0.25×",
+		"0.0", "0.0", "0.000", "ops/s", "≥", "3×", "theirs", "met",
+	}, strings.Fields(lines[1]))
+}
+
+func TestWriteTable(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, WriteTable(&out, []Result{{Workload: "tcp-wal-c1-p128", Library: "quorumkit", OpsPerSec: 2500, LatP50Ms: 0.4}}))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, "workload", strings.Fields(lines[0])[0])
+	fields := strings.Fields(lines[1])
+	require.Equal(t, []string{"tcp-wal-c1-p128", "quorumkit", "2,500", "0.400"}, fields[:4])
+}
+
+func TestCountersRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, EncodeCounters(&buf, 42, 1<<40))
+	commands, bytesApplied, err := DecodeCounters(&buf)
+	require.NoError(t, err)
+	require.Equal(t, uint64(42), commands)
+	require.Equal(t, uint64(1<<40), bytesApplied)
+
+	_, _, err = DecodeCounters(strings.NewReader("short"))
+	require.ErrorContains(t, err, "read snapshot")
+}
