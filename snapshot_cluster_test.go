@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -728,4 +730,185 @@ func TestUserRestoreEmptiesMonotonicLogStore(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestSnapshotsTakenDuringAppliesHoldExactlyTheEntriesUpToTheirIndex(t *testing.T) {
+	const goroutines, perGoroutine = 10, 100
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, clusterOptions{tweak: func(conf *Config) {
+			snapshotOnlyOnRequest(conf)
+			// Each snapshot also compacts, under the applies.
+			conf.TrailingLogs = 20
+		}})
+		defer c.close()
+		leader := c.leader()
+		applyN(t, leader.raft, "old", 10)
+		startIndex := leader.raft.LastIndex()
+
+		type taken struct {
+			index    uint64
+			indexes  []uint64
+			commands [][]byte
+		}
+		var snapshots []taken
+		done := make(chan struct{})
+		snapshotterDone := make(chan struct{})
+		go func() {
+			defer close(snapshotterDone)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				f := leader.raft.Snapshot()
+				if err := f.Error(); err != nil {
+					t.Errorf("snapshot during applies: %v", err)
+					return
+				}
+				meta, rc, err := f.Open()
+				if err != nil {
+					t.Errorf("open snapshot %d: %v", len(snapshots), err)
+					return
+				}
+				// Decoded here, not with require: this is not the test's
+				// goroutine.
+				var contents testFSM
+				if err := contents.Restore(rc); err != nil {
+					t.Errorf("decode snapshot at index %d: %v", meta.Index, err)
+					return
+				}
+				indexes, commands := contents.entries()
+				snapshots = append(snapshots, taken{meta.Index, indexes, commands})
+			}
+		}()
+
+		var wg sync.WaitGroup
+		futures := make([][]ApplyFuture, goroutines)
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range perGoroutine {
+					futures[g] = append(futures[g], leader.raft.Apply([]byte(fmt.Sprintf("g%d-%d", g, i)), 5*time.Second))
+				}
+			})
+		}
+		wg.Wait()
+		for g := range goroutines {
+			for i, f := range futures[g] {
+				require.NoError(t, f.Error(), "apply g%d-%d", g, i)
+			}
+		}
+		close(done)
+		<-snapshotterDone
+		finalIndex := leader.raft.LastIndex()
+
+		indexes, commands := leader.fsm.entries()
+		require.Len(t, commands, 10+goroutines*perGoroutine)
+		midway := 0
+		for i, snap := range snapshots {
+			wantIndexes, wantCommands := entriesUpTo(indexes, commands, snap.index)
+			require.Equal(t, wantIndexes, snap.indexes, "snapshot %d at index %d", i, snap.index)
+			require.Equal(t, wantCommands, snap.commands, "snapshot %d at index %d", i, snap.index)
+			if snap.index > startIndex && snap.index < finalIndex {
+				midway++
+			}
+		}
+		t.Logf("%d snapshots, %d taken while applies were in flight", len(snapshots), midway)
+		require.GreaterOrEqual(t, midway, 2, "too few snapshots fell between the first and the last apply")
+		c.waitApplied(10 + goroutines*perGoroutine)
+		c.requireSameFSMs()
+	})
+}
+
+// TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite is a small,
+// seeded crash-restart run: snapshots every 16 entries keeping 4, so every
+// restart restores a snapshot and every lagging node needs one, while nodes
+// are restarted and cut off under a stream of writes. Every write that was
+// acknowledged must end up applied exactly once on every node, and no write
+// twice.
+func TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite(t *testing.T) {
+	seed := testSeed(t)
+	synctest.Test(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(seed, 0x5eed))
+		transports := newSnapshotTransports()
+		c := newTestCluster(t, 3, clusterOptions{
+			tweak: func(conf *Config) {
+				conf.SnapshotInterval = 10 * time.Millisecond
+				conf.SnapshotThreshold = 16
+				conf.TrailingLogs = 4
+			},
+			wrapTransport: transports.wrap,
+		})
+		defer c.close()
+
+		acked := map[string]bool{}
+		restarts := 0
+		for round := range 40 {
+			leader := c.leader()
+			n := 5 + rng.IntN(30)
+			commands := make([]string, n)
+			futures := make([]ApplyFuture, n)
+			issued := make(chan struct{})
+			go func() {
+				defer close(issued)
+				for i := range n {
+					commands[i] = fmt.Sprintf("r%d-%d", round, i)
+					futures[i] = leader.raft.Apply([]byte(commands[i]), time.Second)
+				}
+			}()
+			// Act at a random moment while the writes are going in.
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+			switch rng.IntN(5) {
+			case 0:
+				c.shutdownNode(leader)
+				c.restartNode(leader)
+				restarts++
+			case 1:
+				node := c.nodes[rng.IntN(len(c.nodes))]
+				c.shutdownNode(node)
+				c.restartNode(node)
+				restarts++
+			case 2:
+				c.fullyConnect()
+				others := c.others(leader)
+				c.isolate(others[rng.IntN(len(others))])
+			case 3:
+				c.fullyConnect()
+			}
+			<-issued
+			for i, f := range futures {
+				if f.Error() == nil {
+					acked[commands[i]] = true
+				}
+			}
+		}
+
+		c.fullyConnect()
+		leader := settledLeader(c)
+		require.NoError(t, leader.raft.Barrier(5*time.Second).Error())
+		want := leader.fsm.commands()
+		c.waitFor(30*time.Second, "every FSM to match the leader's", func() bool {
+			for _, node := range c.nodes {
+				if !slices.EqualFunc(node.fsm.commands(), want, bytes.Equal) {
+					return false
+				}
+			}
+			return true
+		})
+
+		seen := map[string]bool{}
+		for _, cmd := range want {
+			require.False(t, seen[string(cmd)], "command %s applied twice", cmd)
+			seen[string(cmd)] = true
+		}
+		for cmd := range acked {
+			require.True(t, seen[cmd], "acknowledged write %s was lost", cmd)
+		}
+		t.Logf("%d restarts, %d acknowledged writes of %d applied, %d snapshots installed",
+			restarts, len(acked), len(want), transports.installsTo(""))
+		require.Positive(t, transports.installsTo(""), "no InstallSnapshot happened; the run did not exercise it")
+		first, err := leader.store.FirstIndex()
+		require.NoError(t, err)
+		require.Greater(t, first, uint64(1), "the leader never compacted its log")
+	})
 }

@@ -169,6 +169,8 @@ func (s *snapshotTransport) setAfterInstall(hook func(target ServerAddress, req 
 type snapshotTransports struct {
 	mu     sync.Mutex
 	byAddr map[ServerAddress]*snapshotTransport
+	// all is every transport handed out, restarted nodes' old ones too.
+	all []*snapshotTransport
 }
 
 func newSnapshotTransports() *snapshotTransports {
@@ -181,6 +183,7 @@ func (st *snapshotTransports) wrap(node *testNode) Transport {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.byAddr[node.addr] = trans
+	st.all = append(st.all, trans)
 	return trans
 }
 
@@ -191,13 +194,20 @@ func (st *snapshotTransports) of(node *testNode) *snapshotTransport {
 	return st.byAddr[node.addr]
 }
 
-// installsTo counts the snapshots any node installed on target.
+// installsTo counts the snapshots any node installed on target; an empty
+// target counts them on every node.
 func (st *snapshotTransports) installsTo(target ServerAddress) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	total := 0
-	for _, trans := range st.byAddr {
-		total += trans.installsTo(target)
+	for _, trans := range st.all {
+		trans.mu.Lock()
+		for addr, n := range trans.installed {
+			if target == "" || addr == target {
+				total += n
+			}
+		}
+		trans.mu.Unlock()
 	}
 	return total
 }
@@ -228,15 +238,6 @@ func encodeTestSnapshot(t testing.TB, indexes []uint64, commands [][]byte) []byt
 	snap := &testFSMSnapshot{data: commands, indexes: indexes}
 	require.NoError(t, snap.Persist(&sink))
 	return sink.Bytes()
-}
-
-// decodeTestSnapshot reads a testFSM snapshot and returns the indexes and
-// commands it holds.
-func decodeTestSnapshot(t testing.TB, rc io.ReadCloser) ([]uint64, [][]byte) {
-	t.Helper()
-	fsm := &testFSM{}
-	require.NoError(t, fsm.Restore(rc), "snapshot data must decode as a testFSM snapshot")
-	return fsm.entries()
 }
 
 // entriesUpTo returns the applied entries whose index is at most index.
