@@ -3,6 +3,7 @@ package compat
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,20 @@ func (c *mixedCluster) apply(leader node, count int) {
 		require.NoError(c.t, leader.apply(cmd), "apply %q on %s leader %s", cmd, leader.kind(), leader.id())
 		c.want = append(c.want, cmd)
 	}
+}
+
+// applyBatch submits count commands through leader all at once, each with
+// extensions, so that they travel in batches and pipelined AppendEntries,
+// and records them once all are acknowledged. valueSize pads each value.
+func (c *mixedCluster) applyBatch(leader node, count, valueSize int, extensions []byte) {
+	c.t.Helper()
+	cmds := make([]string, count)
+	for i := range cmds {
+		seq := len(c.want) + i
+		cmds[i] = fmt.Sprintf("key%d=value%d-%s", seq%7, seq, strings.Repeat("x", valueSize))
+	}
+	require.NoError(c.t, leader.applyAll(cmds, extensions), "batch of %d on %s leader %s", count, leader.kind(), leader.id())
+	c.want = append(c.want, cmds...)
 }
 
 // requireConverged waits until every live member has applied exactly the
@@ -308,5 +323,65 @@ func TestMixedClusterFailsOverAndRejoins(t *testing.T) {
 		c.apply(leader, 5)
 		c.requireConverged()
 		require.Equal(t, leader.id(), c.waitLeader().id(), "the rejoining node did not disturb the leader")
+	})
+}
+
+// TestMixedClusterReplicatesEveryLogField: a leader of each library
+// replicates a burst of entries, submitted at once so that they go out in
+// batches over the pipeline, and every follower of either library stores
+// each entry field for field as the leader does: index, term, type, data,
+// extensions, and the leader's AppendedAt time to the nanosecond.
+func TestMixedClusterReplicatesEveryLogField(t *testing.T) {
+	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
+		for _, leaderKind := range []kind{kindOurs, kindTheirs} {
+			leader := c.leaderOfKind(leaderKind)
+			first := leader.lastIndex() + 1
+			start := time.Now()
+			c.applyBatch(leader, 300, 0, []byte("ext from "+string(leaderKind)))
+			c.requireConverged()
+			last := leader.lastIndex()
+			require.GreaterOrEqual(t, last, first+299)
+			for index := first; index <= last; index++ {
+				want, err := leader.storedLog(index)
+				require.NoError(t, err, "leader %s entry %d", leader.id(), index)
+				require.False(t, want.AppendedAt.Before(start.Add(-time.Second)), "leader %s stamps entry %d when it appends it", leader.id(), index)
+				for _, n := range c.live() {
+					got, err := n.storedLog(index)
+					require.NoError(t, err, "%s (%s) entry %d", n.id(), n.kind(), index)
+					require.True(t, want.AppendedAt.Equal(got.AppendedAt), "%s (%s) entry %d AppendedAt: want %v, got %v",
+						n.id(), n.kind(), index, want.AppendedAt, got.AppendedAt)
+					wantFields, gotFields := want, got
+					wantFields.AppendedAt, gotFields.AppendedAt = time.Time{}, time.Time{}
+					require.Equal(t, wantFields, gotFields, "%s (%s) entry %d", n.id(), n.kind(), index)
+				}
+			}
+		}
+	})
+}
+
+// TestMixedClusterLargeEntriesAndSnapshots: entries of a few hundred KiB
+// replicate across the libraries, and a snapshot of several MiB streams
+// from a leader of each library to a new member of the other.
+func TestMixedClusterLargeEntriesAndSnapshots(t *testing.T) {
+	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
+		for _, leaderKind := range []kind{kindOurs, kindTheirs} {
+			leader := c.leaderOfKind(leaderKind)
+			c.applyBatch(leader, 12, 300<<10, nil)
+			require.NoError(t, leader.snapshot(), "snapshot on %s leader", leaderKind)
+			c.apply(leader, trailingLogs+2)
+
+			removed := c.follower(leader, other(leaderKind))
+			require.NoError(t, leader.removeServer(removed), "%s leader removes %s", leaderKind, removed.id())
+			removed.stop()
+			c.members = slices.DeleteFunc(c.members, func(n node) bool { return n == removed })
+
+			added := c.newNode(other(leaderKind))
+			added.start(nil)
+			require.NoError(t, leader.addVoter(added), "%s leader adds %s", leaderKind, added.id())
+			c.members = append(c.members, added)
+			c.requireConverged()
+			require.GreaterOrEqual(t, added.fsm().restoreCount(), 1,
+				"new %s member %s caught up by a snapshot from the %s leader", added.kind(), added.id(), leaderKind)
+		}
 	})
 }

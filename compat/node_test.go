@@ -60,12 +60,37 @@ type node interface {
 	isLeader() bool
 	leaderID() string
 	apply(cmd string) error
+	// applyAll submits every command, each with extensions, before waiting
+	// for any, so that the leader batches and pipelines them.
+	applyAll(cmds []string, extensions []byte) error
+	// storedLog reads the entry at index from the node's log store.
+	storedLog(index uint64) (storedEntry, error)
+	lastIndex() uint64
 	transferTo(target node) error
 	addVoter(peer node) error
 	removeServer(peer node) error
 	snapshot() error
 	// serverIDs lists the node's latest configuration.
 	serverIDs() ([]string, error)
+}
+
+// storedEntry is a log entry as either library's store holds it.
+type storedEntry struct {
+	Index, Term uint64
+	Type        uint8
+	Data        []byte
+	Extensions  []byte
+	AppendedAt  time.Time
+}
+
+// waitAll waits for futures of either library, returning the first error.
+func waitAll[F interface{ Error() error }](futures []F) error {
+	for i, f := range futures {
+		if err := f.Error(); err != nil {
+			return fmt.Errorf("command %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // logBuffer collects a node's log lines, printed only if the test fails.
@@ -206,6 +231,22 @@ func (n *oursNode) apply(cmd string) error {
 	return n.raft.Apply([]byte(cmd), opTimeout).Error()
 }
 
+func (n *oursNode) applyAll(cmds []string, extensions []byte) error {
+	futures := make([]ours.ApplyFuture, len(cmds))
+	for i, cmd := range cmds {
+		futures[i] = n.raft.ApplyLog(ours.Log{Data: []byte(cmd), Extensions: extensions}, opTimeout)
+	}
+	return waitAll(futures)
+}
+
+func (n *oursNode) storedLog(index uint64) (storedEntry, error) {
+	var l ours.Log
+	err := n.store.GetLog(index, &l)
+	return storedEntry{l.Index, l.Term, uint8(l.Type), l.Data, l.Extensions, l.AppendedAt}, err
+}
+
+func (n *oursNode) lastIndex() uint64 { return n.raft.LastIndex() }
+
 func (n *oursNode) transferTo(target node) error {
 	return n.raft.LeadershipTransferToServer(ours.ServerID(target.id()), ours.ServerAddress(target.addr())).Error()
 }
@@ -319,6 +360,22 @@ func (n *theirsNode) leaderID() string {
 func (n *theirsNode) apply(cmd string) error {
 	return n.raft.Apply([]byte(cmd), opTimeout).Error()
 }
+
+func (n *theirsNode) applyAll(cmds []string, extensions []byte) error {
+	futures := make([]hraft.ApplyFuture, len(cmds))
+	for i, cmd := range cmds {
+		futures[i] = n.raft.ApplyLog(hraft.Log{Data: []byte(cmd), Extensions: extensions}, opTimeout)
+	}
+	return waitAll(futures)
+}
+
+func (n *theirsNode) storedLog(index uint64) (storedEntry, error) {
+	var l hraft.Log
+	err := n.store.GetLog(index, &l)
+	return storedEntry{l.Index, l.Term, uint8(l.Type), l.Data, l.Extensions, l.AppendedAt}, err
+}
+
+func (n *theirsNode) lastIndex() uint64 { return n.raft.LastIndex() }
 
 func (n *theirsNode) transferTo(target node) error {
 	return n.raft.LeadershipTransferToServer(hraft.ServerID(target.id()), hraft.ServerAddress(target.addr())).Error()
