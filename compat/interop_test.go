@@ -41,11 +41,19 @@ type mixedCluster struct {
 	members []node
 	want    []string
 	nextID  int
+	// newTimeFormat picks, by the node's sequence number, whether its
+	// transport sends times in the msgpack timestamp format; nil means
+	// never (the default of both libraries).
+	newTimeFormat func(seq int) bool
 }
 
 // newMixedCluster starts one bootstrapped voter per kind given.
 func newMixedCluster(t *testing.T, kinds []kind) *mixedCluster {
-	c := &mixedCluster{t: t}
+	return newMixedClusterWith(&mixedCluster{t: t}, kinds)
+}
+
+// newMixedClusterWith starts c with one bootstrapped voter per kind given.
+func newMixedClusterWith(c *mixedCluster, kinds []kind) *mixedCluster {
 	var servers []member
 	for _, k := range kinds {
 		n := c.newNode(k)
@@ -61,7 +69,8 @@ func newMixedCluster(t *testing.T, kinds []kind) *mixedCluster {
 // newNode makes a stopped node of kind k that is not yet a member.
 func (c *mixedCluster) newNode(k kind) node {
 	c.nextID++
-	return newNode(c.t, k, fmt.Sprintf("%s%d", k, c.nextID))
+	newTimeFormat := c.newTimeFormat != nil && c.newTimeFormat(c.nextID)
+	return newNode(c.t, k, fmt.Sprintf("%s%d", k, c.nextID), newTimeFormat)
 }
 
 func (c *mixedCluster) live() []node {
@@ -332,31 +341,48 @@ func TestMixedClusterFailsOverAndRejoins(t *testing.T) {
 // each entry field for field as the leader does: index, term, type, data,
 // extensions, and the leader's AppendedAt time to the nanosecond.
 func TestMixedClusterReplicatesEveryLogField(t *testing.T) {
-	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
-		for _, leaderKind := range []kind{kindOurs, kindTheirs} {
-			leader := c.leaderOfKind(leaderKind)
-			first := leader.lastIndex() + 1
-			start := time.Now()
-			c.applyBatch(leader, 300, 0, []byte("ext from "+string(leaderKind)))
-			c.requireConverged()
-			last := leader.lastIndex()
-			require.GreaterOrEqual(t, last, first+299)
-			for index := first; index <= last; index++ {
-				want, err := leader.storedLog(index)
-				require.NoError(t, err, "leader %s entry %d", leader.id(), index)
-				require.False(t, want.AppendedAt.Before(start.Add(-time.Second)), "leader %s stamps entry %d when it appends it", leader.id(), index)
-				for _, n := range c.live() {
-					got, err := n.storedLog(index)
-					require.NoError(t, err, "%s (%s) entry %d", n.id(), n.kind(), index)
-					require.True(t, want.AppendedAt.Equal(got.AppendedAt), "%s (%s) entry %d AppendedAt: want %v, got %v",
-						n.id(), n.kind(), index, want.AppendedAt, got.AppendedAt)
-					wantFields, gotFields := want, got
-					wantFields.AppendedAt, gotFields.AppendedAt = time.Time{}, time.Time{}
-					require.Equal(t, wantFields, gotFields, "%s (%s) entry %d", n.id(), n.kind(), index)
-				}
+	forEachComposition(t, requireLogFieldsReplicated)
+}
+
+// TestMixedClusterMixedTimeFormats: as TestMixedClusterReplicatesEveryLogField,
+// with some transports of each library sending AppendedAt in the msgpack
+// timestamp format (MsgpackUseNewTimeFormat) and the others in the legacy
+// one, as during a rolling change of that setting.
+func TestMixedClusterMixedTimeFormats(t *testing.T) {
+	for _, comp := range compositions {
+		t.Run(comp.name, func(t *testing.T) {
+			c := &mixedCluster{t: t, newTimeFormat: func(seq int) bool { return seq%2 == 0 }}
+			requireLogFieldsReplicated(t, newMixedClusterWith(c, comp.kinds))
+		})
+	}
+}
+
+// requireLogFieldsReplicated has a leader of each library replicate a burst
+// and checks every member's copy of each entry, field for field.
+func requireLogFieldsReplicated(t *testing.T, c *mixedCluster) {
+	for _, leaderKind := range []kind{kindOurs, kindTheirs} {
+		leader := c.leaderOfKind(leaderKind)
+		first := leader.lastIndex() + 1
+		start := time.Now()
+		c.applyBatch(leader, 300, 0, []byte("ext from "+string(leaderKind)))
+		c.requireConverged()
+		last := leader.lastIndex()
+		require.GreaterOrEqual(t, last, first+299)
+		for index := first; index <= last; index++ {
+			want, err := leader.storedLog(index)
+			require.NoError(t, err, "leader %s entry %d", leader.id(), index)
+			require.False(t, want.AppendedAt.Before(start.Add(-time.Second)), "leader %s stamps entry %d when it appends it", leader.id(), index)
+			for _, n := range c.live() {
+				got, err := n.storedLog(index)
+				require.NoError(t, err, "%s (%s) entry %d", n.id(), n.kind(), index)
+				require.True(t, want.AppendedAt.Equal(got.AppendedAt), "%s (%s) entry %d AppendedAt: want %v, got %v",
+					n.id(), n.kind(), index, want.AppendedAt, got.AppendedAt)
+				wantFields, gotFields := want, got
+				wantFields.AppendedAt, gotFields.AppendedAt = time.Time{}, time.Time{}
+				require.Equal(t, wantFields, gotFields, "%s (%s) entry %d", n.id(), n.kind(), index)
 			}
 		}
-	})
+	}
 }
 
 // TestMixedClusterLargeEntriesAndSnapshots: entries of a few hundred KiB

@@ -113,23 +113,26 @@ func (b *logBuffer) String() string {
 
 // nodeBase holds what both kinds of node share.
 type nodeBase struct {
-	t       *testing.T
-	name    string
-	address string
-	state   *kvState
-	logs    *logBuffer
-	logger  hclog.Logger
-	snapDir string
+	t *testing.T
+	// newTimeFormat makes the transport encode times in the msgpack
+	// timestamp format instead of the legacy binary one.
+	newTimeFormat bool
+	name          string
+	address       string
+	state         *kvState
+	logs          *logBuffer
+	logger        hclog.Logger
+	snapDir       string
 }
 
-func newNodeBase(t *testing.T, k kind, id string) nodeBase {
+func newNodeBase(t *testing.T, k kind, id string, newTimeFormat bool) nodeBase {
 	logs := &logBuffer{}
 	level := hclog.Debug
 	if v := os.Getenv("COMPAT_LOG"); v != "" {
 		level = hclog.LevelFromString(v)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("%s(%s)", id, k), Output: logs, Level: level})
-	return nodeBase{t: t, name: id, address: "127.0.0.1:0", state: newKVState(), logs: logs, logger: logger, snapDir: t.TempDir()}
+	return nodeBase{t: t, newTimeFormat: newTimeFormat, name: id, address: "127.0.0.1:0", state: newKVState(), logs: logs, logger: logger, snapDir: t.TempDir()}
 }
 
 func (b *nodeBase) id() string    { return b.name }
@@ -155,8 +158,8 @@ type oursNode struct {
 
 // newOursNode makes a stopped quorumkit/raft node listening on a free
 // loopback port; start runs it. It is shut down when the test ends.
-func newOursNode(t *testing.T, id string) *oursNode {
-	n := &oursNode{nodeBase: newNodeBase(t, kindOurs, id), store: ours.NewInmemStore()}
+func newOursNode(t *testing.T, id string, newTimeFormat bool) *oursNode {
+	n := &oursNode{nodeBase: newNodeBase(t, kindOurs, id, newTimeFormat), store: ours.NewInmemStore()}
 	snaps, err := ours.NewFileSnapshotStoreWithLogger(n.snapDir, 2, n.logger)
 	require.NoError(t, err)
 	n.snaps = snaps
@@ -167,7 +170,9 @@ func newOursNode(t *testing.T, id string) *oursNode {
 }
 
 func (n *oursNode) listen() {
-	trans, err := ours.NewTCPTransportWithLogger(n.address, nil, 3, rpcTimeout, n.logger)
+	trans, err := ours.NewTCPTransportWithConfig(n.address, nil, &ours.NetworkTransportConfig{
+		MaxPool: 3, Timeout: rpcTimeout, Logger: n.logger, MsgpackUseNewTimeFormat: n.newTimeFormat,
+	})
 	require.NoError(n.t, err, "%s: listen on %s", n.name, n.address)
 	n.trans, n.address = trans, string(trans.LocalAddr())
 }
@@ -285,8 +290,8 @@ type theirsNode struct {
 
 // newTheirsNode makes a stopped hashicorp/raft node listening on a free
 // loopback port; start runs it. It is shut down when the test ends.
-func newTheirsNode(t *testing.T, id string) *theirsNode {
-	n := &theirsNode{nodeBase: newNodeBase(t, kindTheirs, id), store: hraft.NewInmemStore()}
+func newTheirsNode(t *testing.T, id string, newTimeFormat bool) *theirsNode {
+	n := &theirsNode{nodeBase: newNodeBase(t, kindTheirs, id, newTimeFormat), store: hraft.NewInmemStore()}
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(n.snapDir, 2, n.logger)
 	require.NoError(t, err)
 	n.snaps = snaps
@@ -297,7 +302,9 @@ func newTheirsNode(t *testing.T, id string) *theirsNode {
 }
 
 func (n *theirsNode) listen() {
-	trans, err := hraft.NewTCPTransportWithLogger(n.address, nil, 3, rpcTimeout, n.logger)
+	trans, err := hraft.NewTCPTransportWithConfig(n.address, nil, &hraft.NetworkTransportConfig{
+		MaxPool: 3, Timeout: rpcTimeout, Logger: n.logger, MsgpackUseNewTimeFormat: n.newTimeFormat,
+	})
 	require.NoError(n.t, err, "%s: listen on %s", n.name, n.address)
 	n.trans, n.address = trans, string(trans.LocalAddr())
 }
@@ -404,9 +411,9 @@ func (n *theirsNode) serverIDs() ([]string, error) {
 }
 
 // newNode makes a stopped node of the given kind.
-func newNode(t *testing.T, k kind, id string) node {
+func newNode(t *testing.T, k kind, id string, newTimeFormat bool) node {
 	if k == kindOurs {
-		return newOursNode(t, id)
+		return newOursNode(t, id, newTimeFormat)
 	}
-	return newTheirsNode(t, id)
+	return newTheirsNode(t, id, newTimeFormat)
 }
