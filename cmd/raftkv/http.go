@@ -445,15 +445,22 @@ func (a *api) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	if !ok || a.runOnLeader(w, r, body) {
 		return
 	}
+	target, found := a.findServer(req.ID)
+	switch {
+	case req.ID != "" && !found:
+		writeError(w, http.StatusNotFound, "no server with ID "+req.ID+" in the cluster")
+		return
+	case req.ID == a.node.id:
+		writeError(w, http.StatusConflict, req.ID+" already leads")
+		return
+	case a.node.otherVoters() == 0:
+		writeError(w, http.StatusConflict, "no other voter to hand leadership to")
+		return
+	}
 	var f raft.Future
 	if req.ID == "" {
 		f = a.node.raft.LeadershipTransfer()
 	} else {
-		target, found := a.findServer(req.ID)
-		if !found {
-			writeError(w, http.StatusNotFound, "no server with ID "+req.ID+" in the cluster")
-			return
-		}
 		f = a.node.raft.LeadershipTransferToServer(target.ID, target.Address)
 	}
 	ctx, cancel := a.requestContext(r)
