@@ -58,8 +58,10 @@ type Options struct {
 	// Config adjusts a node's configuration before the node starts (on
 	// every start, restarts included). LocalID is already set. The kit's
 	// defaults are fast timeouts (50ms heartbeat, election and lease
-	// timeouts, 5ms commit timeout) and a silent logger unless
-	// -rafttest.log is given.
+	// timeouts, 5ms commit timeout), ShutdownOnRemove off (a removed node
+	// stays up and can be added back), and a silent logger unless
+	// -rafttest.log is given. A node that shuts itself down counts as
+	// crashed: Restart brings it back.
 	Config func(conf *raft.Config)
 
 	// Store selects the stores (default MemStores).
@@ -244,6 +246,9 @@ func (c *Cluster) config(id raft.ServerID) *raft.Config {
 	conf.ElectionTimeout = 50 * time.Millisecond
 	conf.LeaderLeaseTimeout = 50 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
+	// A removed node stays up, outside the cluster, so a test can add it
+	// back; raft's default would shut a removed leader down.
+	conf.ShutdownOnRemove = false
 	conf.Logger = nodeLogger(string(id))
 	if c.opts.Config != nil {
 		c.opts.Config(conf)
@@ -358,7 +363,7 @@ func (c *Cluster) live() []*Node {
 	defer c.mu.Unlock()
 	var out []*Node
 	for _, n := range c.nodes {
-		if n.live {
+		if n.live && n.raft.State() != raft.Shutdown {
 			out = append(out, n)
 		}
 	}
@@ -371,7 +376,8 @@ func (n *Node) ID() raft.ServerID { return n.id }
 // Address returns the node's transport address.
 func (n *Node) Address() raft.ServerAddress { return n.addr }
 
-// Raft returns the running node, or nil while it is crashed.
+// Raft returns the running node, or nil while it is crashed. A node that
+// shut itself down is still returned (its State is raft.Shutdown).
 func (n *Node) Raft() *raft.Raft {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
@@ -389,11 +395,12 @@ func (n *Node) FSM() raft.FSM {
 	return n.fsm
 }
 
-// Live reports whether the node is running.
+// Live reports whether the node is running: started, not crashed, and not
+// shut down by raft itself.
 func (n *Node) Live() bool {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
-	return n.live
+	return n.live && n.raft.State() != raft.Shutdown
 }
 
 // String returns the node's ID.
@@ -430,6 +437,11 @@ func (c *Cluster) Close() {
 func (c *Cluster) stop(n *Node, crash bool) error {
 	n.lock()
 	defer n.unlock()
+	return c.stopLocked(n, crash)
+}
+
+// stopLocked is stop for a caller holding n's life lock.
+func (c *Cluster) stopLocked(n *Node, crash bool) error {
 	c.mu.Lock()
 	if !n.live {
 		c.mu.Unlock()
@@ -464,7 +476,7 @@ func (c *Cluster) Crash(id raft.ServerID) error {
 	return nil
 }
 
-// Restart starts a crashed node again from its stores, with a new FSM from
+// Restart starts a crashed node (or one raft shut down) again from its stores, with a new FSM from
 // Options.FSM and a new transport at the same address; the links keep their
 // partitions and faults. Restarting a live node does nothing.
 func (c *Cluster) Restart(id raft.ServerID) error {
@@ -480,8 +492,14 @@ func (c *Cluster) Restart(id raft.ServerID) error {
 	if closed {
 		return ErrClosed
 	}
-	if live {
+	if live && n.Raft().State() != raft.Shutdown {
 		return nil
+	}
+	if live {
+		// Raft shut the node down itself: finish the job, then start it.
+		if err := c.stopLocked(n, false); err != nil {
+			return fmt.Errorf("rafttest: restart %s: %w", id, err)
+		}
 	}
 	if err := c.start(n, nil); err != nil {
 		return fmt.Errorf("rafttest: restart %s: %w", id, err)

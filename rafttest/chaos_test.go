@@ -1,0 +1,278 @@
+package rafttest
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/quorumkit/raft"
+	"github.com/stretchr/testify/require"
+)
+
+var schedulesFlag = flag.Int("rafttest.schedules", 30,
+	"how many seeded chaos schedules TestChaos runs (seeds 1..N); -rafttest.seed=N runs only schedule N")
+
+// TestChaos runs seeded schedules of a five-node KV cluster under
+// concurrent clients and a nemesis, and checks that the clients' history is
+// linearizable and that every replica ends with the same state. All of it
+// runs in a testing/synctest bubble, on virtual time.
+func TestChaos(t *testing.T) {
+	var seeds []int64
+	if seed, ok := SeedFromFlag(); ok {
+		seeds = []int64{seed}
+	} else {
+		for i := 1; i <= *schedulesFlag; i++ {
+			seeds = append(seeds, int64(i))
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { runChaos(t, seed) })
+		})
+	}
+}
+
+// chaosSchedule holds the knobs one seed picks.
+type chaosSchedule struct {
+	clients           int
+	duration          time.Duration
+	snapshotThreshold uint64
+	trailingLogs      uint64
+	snapshotInterval  time.Duration
+	syncDelay         time.Duration
+}
+
+func newChaosSchedule(rng *rand.Rand) chaosSchedule {
+	return chaosSchedule{
+		clients:           3 + rng.IntN(3),
+		duration:          2 * time.Second,
+		snapshotThreshold: uint64(4 + rng.IntN(29)),
+		trailingLogs:      uint64(rng.IntN(17)),
+		snapshotInterval:  time.Duration(5+rng.IntN(46)) * time.Millisecond,
+		syncDelay:         []time.Duration{0, 100 * time.Microsecond, time.Millisecond}[rng.IntN(3)],
+	}
+}
+
+func runChaos(t *testing.T, seed int64) {
+	rng := newRand(seed, stream("chaos"))
+	sched := newChaosSchedule(rng)
+	t.Logf("schedule: %+v", sched)
+	c := NewCluster(t, Options{
+		Voters:    5,
+		Seed:      seed,
+		SyncDelay: sched.syncDelay,
+		Config: func(conf *raft.Config) {
+			conf.SnapshotThreshold = sched.snapshotThreshold
+			conf.TrailingLogs = sched.trailingLogs
+			conf.SnapshotInterval = sched.snapshotInterval
+		},
+		WaitTimeout: 20 * time.Second,
+	})
+	h := NewHistory()
+
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	for i := range sched.clients {
+		clientRand := newRand(seed, stream("client", fmt.Sprint(i)))
+		client := c.NewKVClient(h)
+		client.Timeout = 500 * time.Millisecond
+		clients.Go(func() { runChaosClient(client, clientRand, i, stop) })
+	}
+
+	n := newNemesis(c, rng)
+	deadline := time.Now().Add(sched.duration)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Duration(10+rng.IntN(150)) * time.Millisecond)
+		n.step(t)
+	}
+	n.recover(t)
+	// Clients keep running through recovery, so the healed cluster proves it
+	// still makes progress with them before they stop.
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	clients.Wait()
+
+	ok, unknown := h.Summary()
+	t.Logf("nemesis: %v; operations: %d ok, %d unknown", n.actions, ok, unknown)
+	require.Positive(t, ok, "no client operation succeeded in the whole schedule")
+	c.CheckConsistent()
+	h.CheckLinearizable(t, KVModel(), time.Minute)
+}
+
+// runChaosClient issues random operations on a few keys until stop closes.
+func runChaosClient(client *KVClient, rng *rand.Rand, id int, stop <-chan struct{}) {
+	keys := []string{"x", "y", "z"}
+	for seq := 0; ; seq++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		key := keys[rng.IntN(len(keys))]
+		value := fmt.Sprintf("%d.%d", id, seq)
+		switch rng.IntN(4) {
+		case 0:
+			_, _ = client.Get(key)
+		case 1:
+			_ = client.Put(key, value)
+		case 2:
+			_ = client.Append(key, "+"+value)
+		case 3:
+			// Guess a recent value, so some swaps succeed.
+			expected, _ := client.cluster.localValue(key, rng)
+			_, _ = client.CAS(key, expected, value)
+		}
+		time.Sleep(time.Duration(1+rng.IntN(10)) * time.Millisecond)
+	}
+}
+
+// localValue reads key from a random live replica, without Raft: a guess
+// for a CAS, never recorded.
+func (c *Cluster) localValue(key string, rng *rand.Rand) (string, bool) {
+	live := c.live()
+	if len(live) == 0 {
+		return "", false
+	}
+	kv, ok := live[rng.IntN(len(live))].FSM().(*KV)
+	if !ok {
+		return "", false
+	}
+	return kv.Get(key), true
+}
+
+// nemesis injects one fault per step, keeping at most two of the five
+// voters crashed or removed at a time so that the cluster can make
+// progress between faults.
+type nemesis struct {
+	c       *Cluster
+	rng     *rand.Rand
+	ids     []raft.ServerID
+	crashed []raft.ServerID
+	removed []raft.ServerID
+	actions map[string]int
+}
+
+func newNemesis(c *Cluster, rng *rand.Rand) *nemesis {
+	n := &nemesis{c: c, rng: rng, actions: map[string]int{}}
+	for _, node := range c.Nodes() {
+		n.ids = append(n.ids, node.ID())
+	}
+	return n
+}
+
+func (n *nemesis) pick(from []raft.ServerID) raft.ServerID { return from[n.rng.IntN(len(from))] }
+
+func (n *nemesis) down() int { return len(n.crashed) + len(n.removed) }
+
+// up returns the nodes neither crashed nor removed.
+func (n *nemesis) up() []raft.ServerID {
+	var out []raft.ServerID
+	for _, id := range n.ids {
+		if !slices.Contains(n.crashed, id) && !slices.Contains(n.removed, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (n *nemesis) leader() (raft.ServerID, bool) {
+	l, err := n.c.Leader(100 * time.Millisecond)
+	if err != nil {
+		return "", false
+	}
+	return l.ID(), true
+}
+
+func (n *nemesis) step(t *testing.T) {
+	const changeTimeout = 300 * time.Millisecond
+	action := n.rng.IntN(11)
+	switch {
+	case action == 0:
+		n.c.Heal()
+		n.actions["heal"]++
+	case action == 1:
+		ids := slices.Clone(n.ids)
+		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		k := 1 + n.rng.IntN(2)
+		n.c.Partition(ids[:k], ids[k:])
+		n.actions["partition"]++
+	case action == 2:
+		if id, ok := n.leader(); ok {
+			n.c.Isolate(id)
+			n.actions["isolate-leader"]++
+		}
+	case action == 3 || action == 4:
+		var id raft.ServerID
+		if action == 4 {
+			var ok bool
+			if id, ok = n.leader(); !ok {
+				return
+			}
+		} else {
+			id = n.pick(n.ids)
+		}
+		if n.down() >= 2 || slices.Contains(n.crashed, id) || slices.Contains(n.removed, id) {
+			return
+		}
+		require.NoError(t, n.c.Crash(id))
+		n.crashed = append(n.crashed, id)
+		n.actions["crash"]++
+	case action == 5 || action == 6:
+		if len(n.crashed) == 0 {
+			return
+		}
+		i := n.rng.IntN(len(n.crashed))
+		require.NoError(t, n.c.Restart(n.crashed[i]))
+		n.crashed = slices.Delete(n.crashed, i, i+1)
+		n.actions["restart"]++
+	case action == 7:
+		if n.down() >= 2 {
+			return
+		}
+		id := n.pick(n.up())
+		if n.c.RemoveServer(id, changeTimeout) == nil {
+			n.removed = append(n.removed, id)
+			n.actions["remove"]++
+		}
+	case action == 8:
+		if len(n.removed) == 0 {
+			return
+		}
+		i := n.rng.IntN(len(n.removed))
+		if n.c.AddVoter(n.removed[i], changeTimeout) == nil {
+			n.removed = slices.Delete(n.removed, i, i+1)
+			n.actions["add"]++
+		}
+	case action == 9:
+		if n.c.TransferLeadership("", changeTimeout) == nil {
+			n.actions["transfer"]++
+		}
+	case action == 10:
+		n.c.SetAllLinkFaults(LinkFault{
+			Drop:   float64(n.rng.IntN(20)) / 100,
+			Delay:  time.Duration(n.rng.IntN(3)) * time.Millisecond,
+			Jitter: time.Duration(n.rng.IntN(5)) * time.Millisecond,
+		})
+		n.actions["lossy-links"]++
+	}
+}
+
+// recover heals the network, restarts crashed nodes and adds removed ones
+// back, so that the end state can be compared on all five.
+func (n *nemesis) recover(t *testing.T) {
+	n.c.Heal()
+	for _, id := range n.crashed {
+		require.NoError(t, n.c.Restart(id))
+	}
+	n.crashed = nil
+	for _, id := range n.removed {
+		require.NoError(t, n.c.AddVoter(id, 10*time.Second), "adding back %s after healing", id)
+	}
+	n.removed = nil
+}
