@@ -849,11 +849,13 @@ func TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite(t *testing.T) {
 			commands := make([]string, n)
 			futures := make([]ApplyFuture, n)
 			issued := make(chan struct{})
+			// The writer keeps this Raft even if the node restarts under it.
+			r := leader.raft
 			go func() {
 				defer close(issued)
 				for i := range n {
 					commands[i] = fmt.Sprintf("r%d-%d", round, i)
-					futures[i] = leader.raft.Apply([]byte(commands[i]), time.Second)
+					futures[i] = r.Apply([]byte(commands[i]), time.Second)
 				}
 			}()
 			// Act at a random moment while the writes are going in.
