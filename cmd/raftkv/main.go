@@ -171,13 +171,21 @@ func runServer(args []string) error {
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-serveErr:
-		runErr = fmt.Errorf("HTTP server: %w", err)
-	case err := <-joinErr:
-		runErr = err
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			waiting = false
+		case err := <-serveErr:
+			runErr = fmt.Errorf("HTTP server: %w", err)
+			waiting = false
+		case err := <-joinErr:
+			// A node that could not join serves no purpose: stop it.
+			if err != nil {
+				runErr = err
+				waiting = false
+			}
+		}
 	}
 	stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
