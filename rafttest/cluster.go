@@ -280,20 +280,17 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 		}
 	}
 	store := NewCrashableStore(disk, c.opts.SyncDelay, c.seed^int64(stream(string(n.id), fmt.Sprint(restarts))))
-	addr, trans := raft.NewInmemTransport(n.addr)
-	if addr != n.addr {
-		return fmt.Errorf("rafttest: transport took address %q, want %q", addr, n.addr)
-	}
+	_, trans := raft.NewInmemTransport(n.addr)
 	run := &faultTransport{c: c, from: n.id, inner: trans}
-	if configuration != nil {
-		if err := raft.BootstrapCluster(conf, store.asRaftStore(), store, snaps, run, *configuration); err != nil {
-			return fmt.Errorf("bootstrap: %w", err)
-		}
-	}
 	fsm := c.opts.FSM(n.id)
-	c.connect(n, trans)
-	r, err := raft.NewRaft(conf, fsm, store.asRaftStore(), store, snaps, run)
+	r, err := c.boot(n, conf, configuration, store, snaps, run, fsm)
 	if err != nil {
+		// Leave the disk closed, as after a crash, so a later Restart can
+		// open it again.
+		_ = trans.Close()
+		if closer, ok := disk.(io.Closer); ok {
+			_ = closer.Close()
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -302,6 +299,19 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 	n.restarts++
 	c.mu.Unlock()
 	return nil
+}
+
+// boot bootstraps the stores when configuration is set, links the node's
+// transport with the others and creates the node.
+func (c *Cluster) boot(n *Node, conf *raft.Config, configuration *raft.Configuration, store *CrashableStore,
+	snaps raft.SnapshotStore, run *faultTransport, fsm raft.FSM) (*raft.Raft, error) {
+	if configuration != nil {
+		if err := raft.BootstrapCluster(conf, store.asRaftStore(), store, snaps, run, *configuration); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	c.connect(n, run.inner)
+	return raft.NewRaft(conf, fsm, store.asRaftStore(), store, snaps, run)
 }
 
 func (c *Cluster) openStores(n *Node, conf *raft.Config) (Store, raft.SnapshotStore, error) {
@@ -672,8 +682,11 @@ func (c *Cluster) WaitForApplied(index uint64) {
 	c.t.Helper()
 	deadline := time.Now().Add(c.opts.WaitTimeout)
 	for {
+		if c.isClosed() {
+			c.t.Fatalf("rafttest: WaitForApplied(%d): %v", index, ErrClosed)
+		}
 		behind := c.behind(index)
-		if len(behind) == 0 {
+		if len(behind) == 0 && len(c.memberNodes()) > 0 {
 			return
 		}
 		if !time.Now().Before(deadline) {
@@ -706,6 +719,9 @@ func (c *Cluster) CheckConsistent() {
 	deadline := time.Now().Add(c.opts.WaitTimeout)
 	var lastProblem string
 	for time.Now().Before(deadline) {
+		if c.isClosed() {
+			c.t.Fatalf("rafttest: CheckConsistent: %v", ErrClosed)
+		}
 		problem, settled := c.compareOnce(deadline)
 		if settled && problem == "" {
 			return

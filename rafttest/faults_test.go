@@ -1,6 +1,9 @@
 package rafttest
 
 import (
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -151,4 +154,40 @@ func TestApplyWithoutQuorumReportsNoLeader(t *testing.T) {
 		require.ErrorIs(t, err, ErrNoLeader)
 		require.True(t, NotApplied(err))
 	})
+}
+
+func TestWaitsFailTheTestAfterClose(t *testing.T) {
+	checks := map[string]func(c *Cluster){
+		"WaitForLeader":   func(c *Cluster) { c.WaitForLeader() },
+		"WaitForApplied":  func(c *Cluster) { c.WaitForApplied(1) },
+		"CheckConsistent": func(c *Cluster) { c.CheckConsistent() },
+	}
+	for name, check := range checks {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &fatalTB{TB: t}
+				c := NewCluster(t, Options{Voters: 1})
+				c.WaitForLeader()
+				c.Close()
+				c.t = rec
+				var wg sync.WaitGroup
+				wg.Go(func() { check(c) }) // Fatalf ends the goroutine
+				wg.Wait()
+				require.Len(t, rec.fatals, 1)
+				require.Contains(t, rec.fatals[0], ErrClosed.Error())
+			})
+		})
+	}
+}
+
+// fatalTB records Fatalf and ends the calling goroutine, like a test does.
+type fatalTB struct {
+	testing.TB
+	fatals []string
+}
+
+func (f *fatalTB) Helper() {}
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.fatals = append(f.fatals, fmt.Sprintf(format, args...))
+	runtime.Goexit()
 }
