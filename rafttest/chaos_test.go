@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorumkit/raft"
+	"github.com/quorumkit/raft/wal"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,6 +47,7 @@ type chaosSchedule struct {
 	trailingLogs      uint64
 	snapshotInterval  time.Duration
 	syncDelay         time.Duration
+	store             StoreKind
 }
 
 func newChaosSchedule(rng *rand.Rand) chaosSchedule {
@@ -56,6 +58,11 @@ func newChaosSchedule(rng *rand.Rand) chaosSchedule {
 		trailingLogs:      uint64(rng.IntN(17)),
 		snapshotInterval:  time.Duration(5+rng.IntN(46)) * time.Millisecond,
 		syncDelay:         []time.Duration{0, 100 * time.Microsecond, time.Millisecond}[rng.IntN(3)],
+		// One schedule in ten runs on wal stores, so crashes also exercise
+		// the wal's close and recovery. They skip fsync: the crash model
+		// sits above the store (CrashableStore), and real syncs would only
+		// slow the run down.
+		store: []StoreKind{MemStores, WALStores}[min(rng.IntN(10), 1)^1],
 	}
 }
 
@@ -67,6 +74,8 @@ func runChaos(t *testing.T, seed int64) {
 		Voters:    5,
 		Seed:      seed,
 		SyncDelay: sched.syncDelay,
+		Store:     sched.store,
+		WAL:       wal.Options{Sync: wal.SyncNever},
 		Config: func(conf *raft.Config) {
 			conf.SnapshotThreshold = sched.snapshotThreshold
 			conf.TrailingLogs = sched.trailingLogs
