@@ -386,13 +386,13 @@ func requireLogFieldsReplicated(t *testing.T, c *mixedCluster) {
 }
 
 // TestMixedClusterLargeEntriesAndSnapshots: entries of a few hundred KiB
-// replicate across the libraries, and a snapshot of several MiB streams
+// replicate across the libraries, and a snapshot of over a MiB streams
 // from a leader of each library to a new member of the other.
 func TestMixedClusterLargeEntriesAndSnapshots(t *testing.T) {
 	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
 		for _, leaderKind := range []kind{kindOurs, kindTheirs} {
 			leader := c.leaderOfKind(leaderKind)
-			c.applyBatch(leader, 12, 300<<10, nil)
+			c.applyBatch(leader, 4, 256<<10, nil)
 			require.NoError(t, leader.snapshot(), "snapshot on %s leader", leaderKind)
 			c.apply(leader, trailingLogs+2)
 

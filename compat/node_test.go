@@ -14,14 +14,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Timing shared by every node of both libraries. The clusters run on real
-// sockets, so on real time: the timeouts are generous enough that a loaded
-// 2-core machine running the race detector does not depose leaders by
-// accident, and every wait in the tests is bounded by waitTimeout.
+// Timing shared by every node of both libraries: hashicorp/raft's defaults,
+// which is what its users run. The clusters run on real sockets, so on real
+// time; a shorter lease let a leader step down on a loaded 2-core machine
+// running the race detector. Every wait in the tests is bounded by
+// waitTimeout.
 const (
-	heartbeatTimeout = 500 * time.Millisecond
-	electionTimeout  = 500 * time.Millisecond
-	leaseTimeout     = 250 * time.Millisecond
+	heartbeatTimeout = time.Second
+	electionTimeout  = time.Second
+	leaseTimeout     = 500 * time.Millisecond
 	commitTimeout    = 10 * time.Millisecond
 	// trailingLogs is small so that a snapshot compacts the log and a new
 	// or lagging node must catch up by InstallSnapshot.
