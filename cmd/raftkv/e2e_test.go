@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,7 +195,8 @@ func (p *proc) cluster() (clusterInfo, error) {
 	return info, json.Unmarshal([]byte(body), &info)
 }
 
-// waitForMembers waits until p sees a leader and exactly the given members.
+// waitForMembers waits until p sees a leader and exactly the given members
+// (ids in sorted order).
 func (p *proc) waitForMembers(t *testing.T, ids ...string) clusterInfo {
 	t.Helper()
 	var info clusterInfo
@@ -207,7 +209,9 @@ func (p *proc) waitForMembers(t *testing.T, ids ...string) clusterInfo {
 		for _, m := range info.Members {
 			got = append(got, m.ID)
 		}
-		if info.Leader == nil || strings.Join(got, ",") != strings.Join(ids, ",") {
+		// Members are listed in the order they joined, which races.
+		slices.Sort(got)
+		if info.Leader == nil || !slices.Equal(got, ids) {
 			return fmt.Errorf("leader %+v, members %v", info.Leader, got)
 		}
 		return nil
