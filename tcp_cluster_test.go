@@ -56,12 +56,10 @@ type tcpNode struct {
 func newTCPNode(t *testing.T, id ServerID, listen listenFunc, tweak func(*Config)) *tcpNode {
 	logs := &logBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: string(id), Output: logs, Level: hclog.Debug})
+	// The default timeouts: shorter leases depose leaders when a loaded
+	// machine runs the race detector.
 	conf := DefaultConfig()
 	conf.LocalID = id
-	conf.HeartbeatTimeout = 500 * time.Millisecond
-	conf.ElectionTimeout = 500 * time.Millisecond
-	conf.LeaderLeaseTimeout = 250 * time.Millisecond
-	conf.CommitTimeout = 10 * time.Millisecond
 	conf.Logger = logger
 	if tweak != nil {
 		tweak(conf)
