@@ -120,6 +120,8 @@ func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bo
 			}
 		case a := <-r.applyCh:
 			a.respond(ErrNotLeader)
+		case f := <-r.readCh:
+			f.respond(ErrNotLeader)
 		case c := <-r.configurationChangeCh:
 			c.respond(ErrNotLeader)
 		case op := <-r.opsCh:
@@ -186,6 +188,10 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 	if leaderAddr, leaderID := r.LeaderWithID(); leaderAddr != "" && !req.LeadershipTransfer &&
 		!sameServer(leaderAddr, leaderID, candidateAddr, candidateID) {
 		r.logger.Warn("rejecting vote request since we have a leader", "from", candidateAddr, "leader", leaderAddr, "leader-id", leaderID)
+		return
+	}
+	if !req.LeadershipTransfer && r.inLeaseQuietPeriod() {
+		r.logger.Warn("rejecting vote request during the lease quiet period after start", "from", candidateAddr)
 		return
 	}
 	// 3. Stale terms lose.

@@ -116,6 +116,21 @@ type Config struct {
 	// peer in the metric name rather than in a label.
 	NoLegacyTelemetry bool
 
+	// LeaseReads lets the leader serve ReadIndex from its lease, without a
+	// heartbeat round, while a quorum of voters accepted a request it sent
+	// less than HeartbeatTimeout - MaxClockDrift ago. It relies on every
+	// voter running this library with LeaseReads set and a
+	// HeartbeatTimeout no shorter than the leader's: such a voter refuses
+	// votes for HeartbeatTimeout after it last heard from its leader, and
+	// for HeartbeatTimeout after it starts. Not safe in a cluster mixed with
+	// hashicorp/raft nodes.
+	LeaseReads bool
+
+	// MaxClockDrift is how much shorter the lease is than
+	// HeartbeatTimeout, to allow for clocks that run at different rates.
+	// DefaultConfig sets 100ms; it must be below HeartbeatTimeout.
+	MaxClockDrift time.Duration
+
 	// RestoreCommittedLogs makes a restarted node replay the entries its
 	// CommitTrackingLogStore recorded as committed into the FSM before it
 	// starts, instead of waiting for a leader to tell it the commit index.
@@ -171,6 +186,7 @@ func DefaultConfig() *Config {
 		SnapshotThreshold:  8192,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		LogLevel:           "DEBUG",
+		MaxClockDrift:      100 * time.Millisecond,
 	}
 }
 
@@ -214,6 +230,12 @@ func ValidateConfig(config *Config) error {
 	}
 	if config.LeaderLeaseTimeout > config.HeartbeatTimeout {
 		return fmt.Errorf("LeaderLeaseTimeout (%s) cannot be larger than heartbeat timeout (%s)", config.LeaderLeaseTimeout, config.HeartbeatTimeout)
+	}
+	if config.MaxClockDrift < 0 {
+		return fmt.Errorf("MaxClockDrift cannot be negative")
+	}
+	if config.LeaseReads && config.MaxClockDrift >= config.HeartbeatTimeout {
+		return fmt.Errorf("MaxClockDrift (%s) must be less than HeartbeatTimeout (%s) for lease reads", config.MaxClockDrift, config.HeartbeatTimeout)
 	}
 	if config.ElectionTimeout < config.HeartbeatTimeout {
 		return fmt.Errorf("ElectionTimeout (%s) must be equal or greater than Heartbeat Timeout (%s)", config.ElectionTimeout, config.HeartbeatTimeout)

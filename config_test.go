@@ -31,6 +31,8 @@ func TestDefaultConfigMatchesSpec(t *testing.T) {
 		SnapshotThreshold:  8192,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		LogLevel:           "DEBUG",
+		// Ours: the lease-read drift bound (off unless LeaseReads is set).
+		MaxClockDrift: 100 * time.Millisecond,
 	}
 	require.Equal(t, want, *DefaultConfig())
 	// DefaultConfig lacks only the LocalID.

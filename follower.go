@@ -21,6 +21,8 @@ func (r *Raft) runFollower() {
 			r.processRPC(rpc)
 		case a := <-r.applyCh:
 			a.respond(ErrNotLeader)
+		case f := <-r.readCh:
+			f.respond(ErrNotLeader)
 		case c := <-r.configurationChangeCh:
 			c.respond(ErrNotLeader)
 		case op := <-r.opsCh:
@@ -90,7 +92,7 @@ func (r *Raft) handleOpNotLeader(op interface{}) {
 // appendEntries handles an AppendEntries request (§5.3), in any role.
 func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	defer measureSince([]string{"raft", "rpc", "appendEntries"}, time.Now())
-	lastIndex, _ := r.getLastLog()
+	lastIndex := r.getLastIndex()
 	resp := &AppendEntriesResponse{
 		RPCHeader: r.header(),
 		Term:      r.getCurrentTerm(),
@@ -156,7 +158,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		start := time.Now()
 		if err := r.appendNewEntries(a.Entries, snapshotIndex); err != nil {
 			r.logger.Error("failed to append to logs", "error", err)
-			lastIndex, _ := r.getLastLog()
+			lastIndex := r.getLastIndex()
 			resp.LastLog = lastIndex
 			return
 		}
@@ -178,7 +180,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		}
 	}
 
-	lastIndex, _ = r.getLastLog()
+	lastIndex = r.getLastIndex()
 	resp.LastLog = lastIndex
 	resp.Success = true
 	r.lastContact.store(time.Now())

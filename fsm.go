@@ -134,6 +134,7 @@ func (r *Raft) runFSM() {
 		// resolves, so a caller woken by a future sees AppliedIndex cover it.
 		r.lastApplied.Store(batch[len(batch)-1].log.Index)
 		r.fsmAppliedSinceRestore.Store(true)
+		r.readWaiters.release(batch[len(batch)-1].log.Index)
 		for _, tuple := range batch {
 			if tuple.future != nil {
 				tuple.future.respond(nil)
@@ -246,6 +247,7 @@ func (r *Raft) restoreFSM(id string) error {
 	setGauge([]string{"raft", "fsm", "lastRestoreDuration"}, float32(time.Since(start).Milliseconds()))
 	r.lastApplied.Store(meta.Index)
 	r.fsmAppliedSinceRestore.Store(false)
+	r.readWaiters.release(meta.Index)
 	return nil
 }
 

@@ -137,6 +137,21 @@ type verifyFuture struct {
 	quorumSize int
 	votes      int
 	voteDone   bool
+	// reads are the ReadIndex calls this check confirms, if any.
+	reads []*readIndexFuture
+}
+
+// answer resolves the check and the read it confirms: a confirmed read
+// then waits for the FSM to apply its index.
+func (v *verifyFuture) answer(r *Raft, err error) {
+	v.respond(err)
+	for _, f := range v.reads {
+		if err != nil {
+			f.respond(err)
+		} else {
+			r.readWaiters.add(r, f)
+		}
+	}
 }
 
 // vote records one peer's answer to a heartbeat sent after the check began.

@@ -41,6 +41,12 @@ type leaderState struct {
 	transfer *leadershipTransferFuture
 	// transferDoneCh receives the outcome of a failed transfer.
 	transferDoneCh chan transferResult
+	// pendingReads wait for the first commit of this term.
+	pendingReads []*readIndexFuture
+	// readRound is the leadership check confirming reads, if one is out;
+	// nextReads wait for it to finish.
+	readRound *verifyFuture
+	nextReads []*readIndexFuture
 }
 
 // runLeader leads for one term: set up replication, append the no-op that
@@ -51,7 +57,7 @@ func (r *Raft) runLeader() {
 	incrCounter([]string{"raft", "state", "leader"}, 1)
 	r.notifyLeadership(true)
 
-	lastIndex, _ := r.getLastLog()
+	lastIndex := r.getLastIndex()
 	ls := &r.leaderState
 	*ls = leaderState{
 		term:         term,
@@ -108,7 +114,10 @@ func (r *Raft) teardownLeader() {
 		f.respond(ErrLeadershipLost)
 	}
 	for v := range ls.notify {
-		v.respond(ErrLeadershipLost)
+		v.answer(r, ErrLeadershipLost)
+	}
+	for _, f := range append(ls.pendingReads, ls.nextReads...) {
+		f.respond(ErrLeadershipLost)
 	}
 	if ls.transfer != nil {
 		// Leadership moved on, which is what the transfer asked for.
@@ -157,6 +166,8 @@ func (r *Raft) leaderLoop() {
 			r.finishVerify(v)
 		case f := <-r.applyCh:
 			r.handleApplies(f)
+		case f := <-r.readCh:
+			r.handleReads(f)
 		case f := <-configurationChangeCh:
 			r.appendConfigurationEntry(f)
 		case op := <-r.opsCh:
@@ -215,7 +226,7 @@ func (r *Raft) dispatchLogs(futures []*logFuture) {
 	now := time.Now()
 	defer measureSince([]string{"raft", "leader", "dispatchLog"}, now)
 	term := r.getCurrentTerm()
-	lastIndex, _ := r.getLastLog()
+	lastIndex := r.getLastIndex()
 	setGauge([]string{"raft", "leader", "dispatchNumLogs"}, float32(len(futures)))
 
 	entries := make([]*Log, len(futures))
@@ -265,6 +276,7 @@ func (r *Raft) handleCommit() {
 	ls.inflight = ls.inflight[n:]
 	setGauge([]string{"raft", "commitNumLogs"}, float32(len(committed)))
 	r.processLogs(commitIndex, committed)
+	r.releasePendingReads()
 
 	if ls.removed {
 		r.stepDownRemoved()
@@ -362,7 +374,8 @@ func (r *Raft) startVerify(v *verifyFuture) {
 		v.votes = 1
 	}
 	if v.votes >= v.quorumSize {
-		v.respond(nil)
+		v.answer(r, nil)
+		r.readRoundDone(v)
 		return
 	}
 	v.notifyCh = ls.verifyDoneCh
@@ -393,12 +406,17 @@ func (r *Raft) finishVerify(v *verifyFuture) {
 	confirmed := v.votes >= v.quorumSize
 	v.mu.Unlock()
 	if confirmed {
-		v.respond(nil)
+		v.answer(r, nil)
+		r.readRoundDone(v)
 		return
 	}
 	r.logger.Warn("new leader elected, stepping down")
 	r.setState(Follower)
-	v.respond(ErrNotLeader)
+	if len(v.reads) > 0 {
+		v.answer(r, ErrLeadershipLost)
+		return
+	}
+	v.answer(r, ErrNotLeader)
 }
 
 // appendConfigurationEntry appends a membership change. The new
@@ -429,7 +447,7 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 // configuration: one per other server, started or stopped as needed.
 func (r *Raft) startStopReplication() {
 	ls := &r.leaderState
-	lastIndex, _ := r.getLastLog()
+	lastIndex := r.getLastIndex()
 	inConfig := make(map[ServerID]bool, len(r.configurations.latest.Servers))
 	for _, server := range r.configurations.latest.Servers {
 		if server.ID == r.localID {

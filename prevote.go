@@ -64,6 +64,10 @@ func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
 		r.logger.Warn("rejecting pre-vote request since we have a leader", "from", candidateAddr, "leader", leaderAddr, "leader-id", leaderID)
 		return
 	}
+	if r.inLeaseQuietPeriod() {
+		r.logger.Warn("rejecting pre-vote request during the lease quiet period after start", "from", candidateAddr)
+		return
+	}
 	if req.Term < currentTerm {
 		return
 	}

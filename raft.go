@@ -60,6 +60,9 @@ type Raft struct {
 
 	// applyCh carries Apply, Barrier and similar entries to the leader.
 	applyCh chan *logFuture
+	// readCh carries ReadIndex calls; the leader takes all waiting at once
+	// and confirms them with one round.
+	readCh chan *readIndexFuture
 	// opsCh carries every other request for the main loop: verify,
 	// configuration reads, bootstrap, transfer, restore.
 	opsCh chan interface{}
@@ -109,6 +112,11 @@ type Raft struct {
 
 	// fsmRestoredAt and similar are kept by the FSM runner.
 	fsmAppliedSinceRestore atomic.Bool
+	// readWaiters hold confirmed ReadIndex calls until their index is
+	// applied.
+	readWaiters readWaiters
+	// startedAt starts the lease quiet period (inLeaseQuietPeriod).
+	startedAt time.Time
 
 	shutdownMu sync.Mutex
 	shutdown   bool
@@ -200,6 +208,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		timerResetCh:          make(chan struct{}, 1),
 		leaderCh:              make(chan bool, 1),
 		shutdownCh:            make(chan struct{}),
+		startedAt:             time.Now(),
 		observers:             map[uint64]*Observer{},
 	}
 	confCopy := *conf
@@ -209,6 +218,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		ID:              []byte(localID),
 		Addr:            trans.EncodePeer(localID, localAddr),
 	}
+	r.readCh = make(chan *readIndexFuture, 256)
 	if conf.BatchApplyCh {
 		r.applyCh = make(chan *logFuture, conf.MaxAppendEntries)
 	} else {
@@ -226,6 +236,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	r.publishLatestConfiguration()
 
 	if err := r.restoreSnapshot(); err != nil {
+		return nil, err
+	}
+	if err := r.checkNoGapBeforeLog(); err != nil {
 		return nil, err
 	}
 	if conf.RestoreCommittedLogs {
@@ -247,6 +260,23 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	r.closedCh = make(chan struct{})
 	go r.closeTransportAfterShutdown()
 	return r, nil
+}
+
+// checkNoGapBeforeLog refuses to start when entries between the restored
+// snapshot and the first entry of the log are in neither: the FSM could
+// never be rebuilt (for instance the newest snapshot is corrupt and the log
+// was compacted past the older one).
+func (r *Raft) checkNoGapBeforeLog() error {
+	first, err := r.logs.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("failed to read first log index: %w", err)
+	}
+	snapshotIndex, _ := r.getLastSnapshot()
+	if first > snapshotIndex+1 {
+		return fmt.Errorf("log starts at index %d but the newest restorable snapshot ends at %d: entries %d to %d are lost",
+			first, snapshotIndex, snapshotIndex+1, first-1)
+	}
+	return nil
 }
 
 func newLogger(conf *Config) hclog.Logger {
@@ -511,7 +541,7 @@ func (r *Raft) processHeartbeat(rpc RPC) {
 		r.leaderID != "" && ServerID(req.ID) == r.leaderID
 	if known {
 		r.lastContact.store(time.Now())
-		lastIndex, _ := r.getLastLog()
+		lastIndex := r.getLastIndex()
 		resp := &AppendEntriesResponse{
 			RPCHeader: r.header(),
 			Term:      req.Term,

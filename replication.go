@@ -47,6 +47,10 @@ type followerReplication struct {
 	nextIndex uint64
 	// lastContact is when the peer last answered us, for the lease.
 	lastContact atomicTime
+	// ackedSend is when the newest request the peer accepted was sent: the
+	// start of the lease that peer grants us (readindex.go).
+	ackedSend atomicTime
+	ackMu     sync.Mutex
 	// failures counts consecutive failed AppendEntries.
 	failures uint64
 
@@ -93,6 +97,17 @@ func (s *followerReplication) setPeer(peer Server) {
 	s.peerMu.Lock()
 	s.peer = peer
 	s.peerMu.Unlock()
+}
+
+// storeAckedSend records the send time of an accepted request; the
+// heartbeat and replication goroutines both call it, so it only moves
+// forward.
+func (s *followerReplication) storeAckedSend(sent time.Time) {
+	s.ackMu.Lock()
+	if sent.After(s.ackedSend.load()) {
+		s.ackedSend.store(sent)
+	}
+	s.ackMu.Unlock()
 }
 
 // trigger asks for replication of new entries.
@@ -184,7 +199,7 @@ func (s *followerReplication) run() {
 		case <-s.triggerCh:
 		case <-randomTimeout(r.config().CommitTimeout):
 		}
-		lastIndex, _ := r.getLastLog()
+		lastIndex := r.getLastIndex()
 		if s.replicateTo(lastIndex, false) {
 			// The peer has a newer term: wait to be stopped.
 			select {
@@ -253,6 +268,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTer
 		}
 		s.lastContact.store(time.Now())
 		if resp.Success {
+			s.storeAckedSend(start)
 			s.failures = 0
 			matched := req.PrevLogEntry
 			if n := len(req.Entries); n > 0 {
@@ -381,6 +397,9 @@ func (s *followerReplication) heartbeat() {
 			s.signalStepDown(resp.Term)
 		} else {
 			s.lastContact.store(time.Now())
+		}
+		if resp.Success && resp.Term == s.term {
+			s.storeAckedSend(start)
 		}
 		for _, v := range verifies {
 			v.vote(resp.Success && resp.Term == s.term)

@@ -83,7 +83,7 @@ func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
 	}
 	ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
 
-	lastIndex, _ := r.getLastLog()
+	lastIndex := r.getLastIndex()
 	index := max(lastIndex, f.meta.Index) + 1
 	term := r.getCurrentTerm()
 	sink, err := r.snapshots.Create(SnapshotVersionMax, index, term,
@@ -168,5 +168,6 @@ func (r *Raft) restoreFromUser(req *fsmRestoreRequest) error {
 	measureSince([]string{"raft", "fsm", "restore"}, start)
 	r.lastApplied.Store(req.index)
 	r.fsmAppliedSinceRestore.Store(false)
+	r.readWaiters.release(req.index)
 	return nil
 }
