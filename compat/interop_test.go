@@ -257,8 +257,9 @@ func TestMixedClusterElectsAndReplicates(t *testing.T) {
 }
 
 // TestMixedClusterTransfersLeadershipBothWays: leadership moves from a node
-// of one library to a node of the other and back, and each new leader
-// replicates to all.
+// of one library to a node of the other and back; each new leader confirms
+// its leadership with heartbeats answered by both libraries, replicates to
+// all, and a barrier on it returns once its FSM is up to date.
 func TestMixedClusterTransfersLeadershipBothWays(t *testing.T) {
 	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
 		leader := c.waitLeader()
@@ -267,7 +268,10 @@ func TestMixedClusterTransfersLeadershipBothWays(t *testing.T) {
 			from := leader
 			leader = c.transfer(leader, c.follower(leader, other(leader.kind())))
 			t.Logf("transferred from %s (%s) to %s (%s)", from.id(), from.kind(), leader.id(), leader.kind())
-			c.apply(leader, 5)
+			require.NoError(t, leader.verifyLeader(), "%s leader %s verifies its leadership", leader.kind(), leader.id())
+			c.applyBatch(leader, 20, 0, nil)
+			require.NoError(t, leader.barrier(), "barrier on %s leader %s", leader.kind(), leader.id())
+			require.Equal(t, c.want, leader.fsm().commands(), "after a barrier the leader's FSM holds every write")
 			c.requireConverged()
 		}
 	})

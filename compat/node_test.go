@@ -68,6 +68,10 @@ type node interface {
 	storedLog(index uint64) (storedEntry, error)
 	lastIndex() uint64
 	transferTo(target node) error
+	// verifyLeader confirms leadership with a round of heartbeats.
+	verifyLeader() error
+	// barrier waits until the FSM has applied every earlier entry.
+	barrier() error
 	addVoter(peer node) error
 	removeServer(peer node) error
 	snapshot() error
@@ -253,6 +257,10 @@ func (n *oursNode) storedLog(index uint64) (storedEntry, error) {
 
 func (n *oursNode) lastIndex() uint64 { return n.raft.LastIndex() }
 
+func (n *oursNode) verifyLeader() error { return n.raft.VerifyLeader().Error() }
+
+func (n *oursNode) barrier() error { return n.raft.Barrier(opTimeout).Error() }
+
 func (n *oursNode) transferTo(target node) error {
 	return n.raft.LeadershipTransferToServer(ours.ServerID(target.id()), ours.ServerAddress(target.addr())).Error()
 }
@@ -384,6 +392,10 @@ func (n *theirsNode) storedLog(index uint64) (storedEntry, error) {
 }
 
 func (n *theirsNode) lastIndex() uint64 { return n.raft.LastIndex() }
+
+func (n *theirsNode) verifyLeader() error { return n.raft.VerifyLeader().Error() }
+
+func (n *theirsNode) barrier() error { return n.raft.Barrier(opTimeout).Error() }
 
 func (n *theirsNode) transferTo(target node) error {
 	return n.raft.LeadershipTransferToServer(hraft.ServerID(target.id()), hraft.ServerAddress(target.addr())).Error()
