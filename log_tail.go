@@ -70,6 +70,27 @@ func (t *logTail) truncateAfter(index uint64) {
 	}
 }
 
+// dropThrough forgets every entry up to index, so entries compacted from the
+// log store are not served from memory either (a follower that needs them
+// gets the snapshot).
+func (t *logTail) dropThrough(index uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.entries) == 0 {
+		return
+	}
+	first := t.entries[0].Index
+	switch {
+	case index < first:
+	case index-first+1 >= uint64(len(t.entries)):
+		t.entries = nil
+	default:
+		n := index - first + 1
+		clear(t.entries[:n])
+		t.entries = t.entries[n:]
+	}
+}
+
 // clear empties the tail.
 func (t *logTail) reset() {
 	t.mu.Lock()

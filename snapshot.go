@@ -237,7 +237,14 @@ func (r *Raft) compactLogs(snapshotIndex uint64) error {
 	if err != nil {
 		return fmt.Errorf("failed to get first log index: %w", err)
 	}
-	lastIndex, _ := r.getLastLog()
+	// The store's own last index, not the in-memory one: a leader's log
+	// writer may still be writing entries the snapshot already covers
+	// (they committed on followers' acknowledgements), and the log must
+	// stay contiguous once it has written them.
+	lastIndex, err := r.logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("failed to get last log index: %w", err)
+	}
 	trailing := r.config().TrailingLogs
 	if lastIndex <= trailing {
 		return nil
@@ -250,6 +257,7 @@ func (r *Raft) compactLogs(snapshotIndex uint64) error {
 	if err := r.logs.DeleteRange(first, maxIndex); err != nil {
 		return fmt.Errorf("log compaction failed: %w", err)
 	}
+	r.tail.dropThrough(maxIndex)
 	return nil
 }
 
