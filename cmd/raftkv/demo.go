@@ -369,7 +369,7 @@ func (d *demo) checkKeys(nodes []*node, first, count, valueSize int) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
-	if err := d.nodes[leader].linearizableReadBarrier(ctx); err != nil {
+	if err := d.nodes[leader].linearizableRead(ctx); err != nil {
 		return fmt.Errorf("barrier on %s: %w", d.nodes[leader].id, err)
 	}
 	target := d.nodes[leader].raft.AppliedIndex()

@@ -105,7 +105,7 @@ func writeRaftError(w http.ResponseWriter, err error) {
 		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, raft.ErrReadTimeout):
 		writeError(w, http.StatusGatewayTimeout, "timed out waiting for the cluster; the operation may or may not have taken effect")
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -179,7 +179,7 @@ func (a *api) readBarrier(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	if err := a.node.linearizableReadBarrier(ctx); err != nil {
+	if err := a.node.linearizableRead(ctx); err != nil {
 		writeRaftError(w, err)
 		return false
 	}

@@ -256,15 +256,14 @@ func (n *node) apply(ctx context.Context, cmd []byte) (uint64, error) {
 	return f.Index(), nil
 }
 
-// linearizableReadBarrier returns once reading this node's FSM observes
+// linearizableRead returns once reading this node's FSM observes
 // every write acknowledged before the call. It must run on the leader.
 //
-// It uses Barrier: the barrier entry commits only if a quorum still follows
-// this node in its term, and once it is applied so is everything before it.
-// When (*raft.Raft).ReadIndex lands this becomes
-// `waitFuture(ctx, n.raft.ReadIndex(timeout))`, which skips the log write.
-func (n *node) linearizableReadBarrier(ctx context.Context) error {
-	return waitFuture(ctx, n.raft.Barrier(enqueueTimeout(ctx)))
+// It uses ReadIndex: the leader confirms with one heartbeat round (shared
+// by every read waiting for it) that it still leads, and waits until its FSM
+// has applied the commit index of the call; no log entry is written.
+func (n *node) linearizableRead(ctx context.Context) error {
+	return waitFuture(ctx, n.raft.ReadIndex(enqueueTimeout(ctx)))
 }
 
 // enqueueTimeout bounds how long an operation may wait to enter the leader's
