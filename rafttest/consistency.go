@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/quorumkit/raft"
@@ -106,7 +107,24 @@ func (c *Cluster) CheckConsistent() {
 		lastProblem = problem
 		time.Sleep(pollInterval)
 	}
-	c.t.Fatalf("rafttest: cluster did not settle within %v: %s", c.opts.WaitTimeout, lastProblem)
+	c.t.Fatalf("rafttest: cluster did not settle within %v: %s\n%s", c.opts.WaitTimeout, lastProblem, c.describeNodes())
+}
+
+// describeNodes renders every node's view, for failure messages.
+func (c *Cluster) describeNodes() string {
+	var b strings.Builder
+	for _, n := range c.Nodes() {
+		r := n.Raft()
+		if r == nil {
+			fmt.Fprintf(&b, "  %s: crashed\n", n.id)
+			continue
+		}
+		st := r.Stats()
+		fmt.Fprintf(&b, "  %s: %s term=%s last_log=%s commit=%s applied=%s snapshot=%s last_contact=%s config=%s\n",
+			n.id, st["state"], st["term"], st["last_log_index"], st["commit_index"], st["applied_index"],
+			st["last_snapshot_index"], st["last_contact"], st["latest_configuration"])
+	}
+	return b.String()
 }
 
 // compareOnce makes one attempt; settled is false when the cluster moved
