@@ -2,6 +2,7 @@ package compat
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -172,21 +173,22 @@ func (c *mixedCluster) requireConverged() {
 	}
 }
 
-// requireMembers checks that every live member's latest configuration lists
-// exactly the cluster's members.
-func (c *mixedCluster) requireMembers() {
+// requireMembers waits until every live member's latest configuration
+// lists exactly the cluster's members, all voters but those in nonvoters.
+func (c *mixedCluster) requireMembers(nonvoters ...node) {
 	c.t.Helper()
-	var want []string
+	want := map[string]string{}
 	for _, n := range c.members {
-		want = append(want, n.id())
+		want[n.id()] = "Voter"
 	}
-	slices.Sort(want)
+	for _, n := range nonvoters {
+		want[n.id()] = "Nonvoter"
+	}
 	for _, n := range c.live() {
 		c.waitFor(fmt.Sprintf("%s to see members %v", n.id(), want), func() bool {
-			got, err := n.serverIDs()
+			got, err := n.servers()
 			require.NoError(c.t, err)
-			slices.Sort(got)
-			return slices.Equal(got, want)
+			return maps.Equal(got, want)
 		})
 	}
 }
@@ -412,6 +414,38 @@ func TestMixedClusterLargeEntriesAndSnapshots(t *testing.T) {
 			c.requireConverged()
 			require.GreaterOrEqual(t, added.fsm().restoreCount(), 1,
 				"new %s member %s caught up by a snapshot from the %s leader", added.kind(), added.id(), leaderKind)
+		}
+	})
+}
+
+// TestMixedClusterNonvoterPromotedAndRemoved: a leader of each library adds
+// a node of the other library as a nonvoter, which replicates without
+// voting, then promotes it to voter and finally removes it.
+func TestMixedClusterNonvoterPromotedAndRemoved(t *testing.T) {
+	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
+		for _, leaderKind := range []kind{kindOurs, kindTheirs} {
+			leader := c.leaderOfKind(leaderKind)
+			c.apply(leader, 5)
+
+			learner := c.newNode(other(leaderKind))
+			learner.start(nil)
+			require.NoError(t, leader.addNonvoter(learner), "%s leader adds nonvoter %s", leaderKind, learner.id())
+			c.members = append(c.members, learner)
+			c.requireMembers(learner)
+			c.apply(leader, 5)
+			c.requireConverged()
+
+			require.NoError(t, leader.addVoter(learner), "%s leader promotes %s", leaderKind, learner.id())
+			c.requireMembers()
+			c.apply(leader, 5)
+			c.requireConverged()
+
+			require.NoError(t, leader.removeServer(learner), "%s leader removes %s", leaderKind, learner.id())
+			learner.stop()
+			c.members = slices.DeleteFunc(c.members, func(n node) bool { return n == learner })
+			c.requireMembers()
+			c.apply(leader, 5)
+			c.requireConverged()
 		}
 	})
 }

@@ -75,8 +75,10 @@ type node interface {
 	addVoter(peer node) error
 	removeServer(peer node) error
 	snapshot() error
-	// serverIDs lists the node's latest configuration.
-	serverIDs() ([]string, error)
+	addNonvoter(peer node) error
+	// servers maps each server of the node's latest configuration to its
+	// suffrage ("Voter", "Nonvoter").
+	servers() (map[string]string, error)
 }
 
 // storedEntry is a log entry as either library's store holds it.
@@ -269,22 +271,26 @@ func (n *oursNode) addVoter(peer node) error {
 	return n.raft.AddVoter(ours.ServerID(peer.id()), ours.ServerAddress(peer.addr()), 0, opTimeout).Error()
 }
 
+func (n *oursNode) addNonvoter(peer node) error {
+	return n.raft.AddNonvoter(ours.ServerID(peer.id()), ours.ServerAddress(peer.addr()), 0, opTimeout).Error()
+}
+
 func (n *oursNode) removeServer(peer node) error {
 	return n.raft.RemoveServer(ours.ServerID(peer.id()), 0, opTimeout).Error()
 }
 
 func (n *oursNode) snapshot() error { return n.raft.Snapshot().Error() }
 
-func (n *oursNode) serverIDs() ([]string, error) {
+func (n *oursNode) servers() (map[string]string, error) {
 	future := n.raft.GetConfiguration()
 	if err := future.Error(); err != nil {
 		return nil, err
 	}
-	var ids []string
+	servers := map[string]string{}
 	for _, s := range future.Configuration().Servers {
-		ids = append(ids, string(s.ID))
+		servers[string(s.ID)] = s.Suffrage.String()
 	}
-	return ids, nil
+	return servers, nil
 }
 
 // ---- hashicorp/raft ----
@@ -405,22 +411,26 @@ func (n *theirsNode) addVoter(peer node) error {
 	return n.raft.AddVoter(hraft.ServerID(peer.id()), hraft.ServerAddress(peer.addr()), 0, opTimeout).Error()
 }
 
+func (n *theirsNode) addNonvoter(peer node) error {
+	return n.raft.AddNonvoter(hraft.ServerID(peer.id()), hraft.ServerAddress(peer.addr()), 0, opTimeout).Error()
+}
+
 func (n *theirsNode) removeServer(peer node) error {
 	return n.raft.RemoveServer(hraft.ServerID(peer.id()), 0, opTimeout).Error()
 }
 
 func (n *theirsNode) snapshot() error { return n.raft.Snapshot().Error() }
 
-func (n *theirsNode) serverIDs() ([]string, error) {
+func (n *theirsNode) servers() (map[string]string, error) {
 	future := n.raft.GetConfiguration()
 	if err := future.Error(); err != nil {
 		return nil, err
 	}
-	var ids []string
+	servers := map[string]string{}
 	for _, s := range future.Configuration().Servers {
-		ids = append(ids, string(s.ID))
+		servers[string(s.ID)] = s.Suffrage.String()
 	}
-	return ids, nil
+	return servers, nil
 }
 
 // newNode makes a stopped node of the given kind.
