@@ -142,6 +142,20 @@ func (d *demo) run(f demoFlags) error {
 	}
 	d.printf("%s caught up to index %d in %v and serves all %d keys\n\n", restarted.id, target, roundDuration(catchUpTime), f.keys+extra)
 
+	// Followers learn the last commit index with the next heartbeat: let
+	// every node apply it before the summary shows their indexes.
+	final := d.nodes[newLeader].raft.CommitIndex()
+	if err := d.waitUntil(func() bool {
+		for _, n := range d.nodes {
+			if n.raft.AppliedIndex() < final {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("nodes did not all apply index %d: %w", final, err)
+	}
+
 	d.printf("Summary\n")
 	d.printf("  writes:             %d keys at %.0f writes/s (%d writers, %d-byte values)\n", f.keys, rate, f.writers, f.valueSize)
 	d.printf("  failover:           new leader %v after the old one died\n", roundDuration(electionTime))
