@@ -36,9 +36,10 @@ type contender struct {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("versus", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	// Three shorter runs per library and row: the medians of alternating
-	// runs are steadier on a shared machine than one long run each.
-	flags := benchload.RegisterFlags(fs, 5*time.Second, time.Second, 3)
+	// Five short runs per library and row: on a shared machine the load of
+	// others comes and goes over tens of seconds, so the medians of many
+	// alternating runs are steadier than one long run each.
+	flags := benchload.RegisterFlags(fs, 3*time.Second, time.Second, 5)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
