@@ -195,10 +195,9 @@ func TestTCPClusterLeaderFailoverAndSnapshotCatchUp(t *testing.T) {
 		}
 	}
 	leader := waitTCPLeader(t, survivors...)
-	// Leaders serve recent entries from memory (the tail keeps up to
-	// 2*tailEntries), so write past that: the old node's next entry must
-	// then be gone from both memory and disk.
-	written := 2*tailEntries + 500
+	// More than SnapshotThreshold, so the new leader snapshots and compacts
+	// away the entries the old node lacks.
+	written := 1500
 	applyN(t, leader.raft, "after", written)
 	waitTCPConverged(t, 20+written, survivors...)
 	require.Eventually(t, func() bool {

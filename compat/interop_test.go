@@ -281,10 +281,8 @@ func TestMixedClusterTransfersLeadershipBothWays(t *testing.T) {
 
 // TestMixedClusterMembershipAndSnapshots: a leader of each library removes
 // a member of the other library and adds a fresh one; the leader has
-// compacted its log after a snapshot, so the new member, which needs the
-// log from entry 1 (written by bootstrap, so never in any leader's memory),
-// catches up by InstallSnapshot, streamed across the libraries in both
-// directions.
+// compacted its log after a snapshot, so the new member catches up by
+// InstallSnapshot, streamed across the libraries in both directions.
 func TestMixedClusterMembershipAndSnapshots(t *testing.T) {
 	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
 		for _, leaderKind := range []kind{kindOurs, kindTheirs} {
@@ -315,10 +313,8 @@ func TestMixedClusterMembershipAndSnapshots(t *testing.T) {
 // TestMixedClusterFailsOverAndRejoins: the leader, the only node of its
 // library, stops; the two nodes of the other library elect a leader by a
 // real election and keep writing, compacting their log; the old leader
-// restarts from its stores and catches up. (How it catches up depends on
-// the leader: hashicorp/raft sends a snapshot once the entries are off its
-// log, while ours may still serve them from its in-memory tail. The
-// snapshot path is pinned down by TestMixedClusterMembershipAndSnapshots.)
+// restarts from its stores and catches up by a snapshot sent by the new
+// leader's library.
 func TestMixedClusterFailsOverAndRejoins(t *testing.T) {
 	forEachComposition(t, func(t *testing.T, c *mixedCluster) {
 		minority := c.minorityKind()
@@ -337,6 +333,8 @@ func TestMixedClusterFailsOverAndRejoins(t *testing.T) {
 		old.start(nil)
 		c.apply(leader, 5)
 		c.requireConverged()
+		require.GreaterOrEqual(t, old.fsm().restoreCount(), 1,
+			"restarted %s node %s caught up by a snapshot from the %s leader", old.kind(), old.id(), leader.kind())
 		require.Equal(t, leader.id(), c.waitLeader().id(), "the rejoining node did not disturb the leader")
 	})
 }
