@@ -53,6 +53,8 @@ type followerReplication struct {
 	ackMu     sync.Mutex
 	// failures counts consecutive failed AppendEntries.
 	failures uint64
+	// noPipeline is set when the transport cannot pipeline.
+	noPipeline bool
 
 	triggerCh       chan struct{}
 	heartbeatPokeCh chan struct{}
@@ -200,12 +202,151 @@ func (s *followerReplication) run() {
 		case <-randomTimeout(r.config().CommitTimeout):
 		}
 		lastIndex := r.getLastIndex()
-		if s.replicateTo(lastIndex, false) {
+		newerTerm := s.replicateTo(lastIndex, false)
+		if !newerTerm && s.failures == 0 && s.nextIndex > lastIndex && !s.noPipeline {
+			// In step with the peer: stream to it until something fails.
+			newerTerm = s.pipelineReplicate()
+		}
+		if newerTerm {
 			// The peer has a newer term: wait to be stopped.
 			select {
 			case <-s.stopCh:
 			case <-r.shutdownCh:
 			}
+			return
+		}
+	}
+}
+
+// pipelineReplicate streams new entries to a peer that is in step with us,
+// without waiting for each answer (WIRE.md §2.7). It returns, to go back to
+// one request at a time, when an answer is a rejection or an error, when the
+// entries the peer needs are no longer in the log, or when replication
+// stops; true when the peer knows a newer term.
+func (s *followerReplication) pipelineReplicate() (newerTerm bool) {
+	r := s.r
+	peer := s.getPeer()
+	pipeline, err := r.trans.AppendEntriesPipeline(peer.ID, peer.Address)
+	if err != nil {
+		if errors.Is(err, ErrPipelineReplicationNotSupported) {
+			s.noPipeline = true
+		} else {
+			r.logger.Error("failed to start pipeline", "peer", peer.ID, "error", err)
+		}
+		return false
+	}
+	r.logger.Info("pipelining replication", "peer", peer)
+
+	// matched is the last index the peer acknowledged through the pipeline.
+	var matched atomic.Uint64
+	matched.Store(s.nextIndex - 1)
+	var sawNewerTerm atomic.Bool
+	stopRecv := make(chan struct{})
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		s.pipelineReceive(pipeline, stopRecv, &matched, &sawNewerTerm)
+	}()
+	defer func() {
+		_ = pipeline.Close()
+		close(stopRecv)
+		<-recvDone
+		// Resume one at a time after what the peer confirmed; requests
+		// whose answers were lost are simply sent again.
+		s.nextIndex = matched.Load() + 1
+		newerTerm = newerTerm || sawNewerTerm.Load()
+		r.logger.Info("aborting pipeline replication", "peer", peer)
+	}()
+
+	// The synchronous round that brought the peer in step carried the
+	// commit index of its time.
+	var sentCommit uint64
+	idle := false
+	for {
+		select {
+		case <-s.stopCh:
+			return false
+		case <-r.shutdownCh:
+			return false
+		case <-recvDone:
+			return false
+		case <-s.triggerCh:
+		case <-randomTimeout(r.config().CommitTimeout):
+			// As in the synchronous loop, every CommitTimeout sends at
+			// least one request: a peer that restarted learns the commit
+			// index from it, and a peer that lost entries rejects it.
+			idle = true
+		}
+		lastIndex := r.getLastIndex()
+		// Send the new entries, or, with none, an empty request when the
+		// peer has not heard the latest commit index yet.
+		for s.nextIndex <= lastIndex || r.getCommitIndex() > sentCommit || idle {
+			idle = false
+			req := &AppendEntriesRequest{
+				RPCHeader:         r.header(),
+				Term:              s.term,
+				Leader:            r.rpcHeader.Addr,
+				LeaderCommitIndex: r.getCommitIndex(),
+			}
+			sentCommit = req.LeaderCommitIndex
+			if err := s.setPreviousLog(req); err != nil {
+				return false
+			}
+			if err := s.setNewLogs(req, lastIndex); err != nil {
+				return false
+			}
+			if _, err := pipeline.AppendEntries(req, new(AppendEntriesResponse)); err != nil {
+				if !errors.Is(err, ErrPipelineShutdown) {
+					r.logger.Error("failed to pipeline appendEntries", "peer", peer.ID, "error", err)
+				}
+				return false
+			}
+			if n := len(req.Entries); n > 0 {
+				s.nextIndex = req.Entries[n-1].Index + 1
+			}
+		}
+	}
+}
+
+// pipelineReceive handles the pipeline's answers in order until one fails
+// or stopRecv closes; a failure closes the pipeline, which ends the sender.
+func (s *followerReplication) pipelineReceive(pipeline AppendPipeline, stopRecv <-chan struct{},
+	matched *atomic.Uint64, sawNewerTerm *atomic.Bool) {
+	r := s.r
+	peer := s.getPeer()
+	for {
+		select {
+		case <-stopRecv:
+			return
+		case future := <-pipeline.Consumer():
+			err := future.Error()
+			resp := future.Response()
+			req := future.Request()
+			if err == nil {
+				appendStats(r, peer.ID, future.Start(), len(req.Entries))
+			}
+			switch {
+			case err != nil:
+				if !errors.Is(err, ErrPipelineShutdown) {
+					r.logger.Error("pipelined appendEntries failed", "peer", peer.ID, "error", err)
+				}
+			case resp.Term > s.term:
+				sawNewerTerm.Store(true)
+				s.signalStepDown(resp.Term)
+			case !resp.Success:
+				s.lastContact.store(time.Now())
+			default:
+				s.lastContact.store(time.Now())
+				s.storeAckedSend(future.Start())
+				last := req.PrevLogEntry
+				if n := len(req.Entries); n > 0 {
+					last = req.Entries[n-1].Index
+				}
+				matched.Store(last)
+				s.commitment.match(peer.ID, last)
+				continue
+			}
+			_ = pipeline.Close()
 			return
 		}
 	}

@@ -150,6 +150,11 @@ func (s *slowTransport) slowTo(target ServerAddress, d time.Duration) {
 	s.delay[target] = d
 }
 
+// AppendEntriesPipeline is refused, so every request passes the delay.
+func (s *slowTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
+	return nil, ErrPipelineReplicationNotSupported
+}
+
 func (s *slowTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
 	s.mu.Lock()
 	d := s.delay[target]

@@ -308,6 +308,11 @@ func (g *gatedTransport) release(target ServerAddress) {
 	}
 }
 
+// AppendEntriesPipeline is refused, so every request passes the gate.
+func (g *gatedTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
+	return nil, ErrPipelineReplicationNotSupported
+}
+
 func (g *gatedTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
 	if len(args.Entries) > 0 {
 		g.mu.Lock()
