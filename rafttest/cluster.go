@@ -81,6 +81,11 @@ type Options struct {
 	// (WaitForLeader, WaitForApplied, CheckConsistent); default 10s.
 	WaitTimeout time.Duration
 
+	// ReadMode is how the cluster's KV clients read (default ReadLog).
+	// ReadLease also turns Config.LeaseReads on for every node, with a
+	// MaxClockDrift of 5ms; the Config hook runs after and may change both.
+	ReadMode ReadMode
+
 	// FSMState returns what CheckConsistent compares between replicas
 	// (with reflect.DeepEqual). Default: the bytes the FSM's snapshot
 	// persists. Either way the FSM must tolerate being read while Raft
@@ -248,6 +253,10 @@ func (c *Cluster) config(id raft.ServerID) *raft.Config {
 	// back; raft's default would shut a removed leader down.
 	conf.ShutdownOnRemove = false
 	conf.Logger = nodeLogger(string(id))
+	if c.opts.ReadMode == ReadLease {
+		conf.LeaseReads = true
+		conf.MaxClockDrift = 5 * time.Millisecond
+	}
 	if c.opts.Config != nil {
 		c.opts.Config(conf)
 	}
@@ -401,6 +410,18 @@ func (n *Node) FSM() raft.FSM {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
 	return n.fsm
+}
+
+// running returns the node's Raft and the FSM of the same run, read
+// together so that a restart between two reads cannot pair the old node
+// with the new, still empty FSM; r is nil while the node is crashed.
+func (n *Node) running() (r *raft.Raft, fsm raft.FSM) {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	if !n.live {
+		return nil, nil
+	}
+	return n.raft, n.fsm
 }
 
 // Live reports whether the node is running: started, not crashed, and not

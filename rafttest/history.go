@@ -118,6 +118,20 @@ func (cl *Client) Do(input any, call func() (output any, err error)) (any, error
 	return output, err
 }
 
+// Read runs call as an operation that cannot change the state, such as a
+// get, and records it only when it succeeds. Whatever error a read fails
+// with, it changed nothing and returned nothing, so leaving it out of the
+// history loses no information; recording it as Unknown would only leave
+// an open operation for the checker to place. The client keeps its id.
+func (cl *Client) Read(input any, call func() (output any, err error)) (any, error) {
+	start := cl.h.tick()
+	output, err := call()
+	if err == nil {
+		cl.h.add(porcupine.Operation{ClientId: cl.id, Input: input, Call: start, Output: output, Return: cl.h.tick()})
+	}
+	return output, err
+}
+
 // Operations returns a copy of the recorded operations.
 func (h *History) Operations() []porcupine.Operation {
 	h.mu.Lock()

@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -242,29 +243,74 @@ func KVModel() porcupine.Model {
 	}
 }
 
+// ReadMode selects how a KVClient performs a get.
+type ReadMode int
+
+const (
+	// ReadLog sends a get through the log as a command, like a write: one
+	// log entry per read, and the reference the other modes are checked
+	// against.
+	ReadLog ReadMode = iota
+	// ReadIndex asks the leader for a read index ((*raft.Raft).ReadIndex:
+	// leadership confirmed by a heartbeat round, FSM applied up to the
+	// index), then reads the leader's own KV. No log entry.
+	ReadIndex
+	// ReadLease reads as ReadIndex does, from nodes that run with
+	// Config.LeaseReads: a leader whose lease is valid skips the heartbeat
+	// round. Set in Options, it turns lease reads on for the nodes; set on
+	// one KVClient only, it reads exactly as ReadIndex, since the nodes
+	// decide whether they use their lease.
+	ReadLease
+)
+
+func (m ReadMode) String() string {
+	switch m {
+	case ReadLog:
+		return "log"
+	case ReadIndex:
+		return "readindex"
+	case ReadLease:
+		return "lease"
+	}
+	return fmt.Sprintf("ReadMode(%d)", int(m))
+}
+
 // KVClient is one sequential client of a KV cluster that records its
 // operations in a History. Use one per goroutine.
+//
+// Writes are recorded by Client.Do: one that may have entered the log
+// without the client learning its outcome is Unknown. Gets are recorded by
+// Client.Read: only when they succeed, since a read has no effect.
 type KVClient struct {
 	cluster *Cluster
 	client  *Client
 	// Timeout bounds each operation, leader search and retries included.
 	Timeout time.Duration
+	// ReadMode is how gets are served; NewKVClient copies the cluster's
+	// Options.ReadMode.
+	ReadMode ReadMode
+	// ReadFrom, when set, sends every get to that node, whether it leads
+	// or not, instead of following the leader: a test can read from a
+	// deposed leader cut off from the majority. A node that does not lead
+	// refuses (raft.ErrNotLeader), and the get fails at the timeout.
+	ReadFrom raft.ServerID
 }
 
 // NewKVClient returns a client of c recording into h, with a one-second
-// timeout per operation.
+// timeout per operation and the cluster's ReadMode.
 func (c *Cluster) NewKVClient(h *History) *KVClient {
-	return &KVClient{cluster: c, client: h.NewClient(), Timeout: time.Second}
+	return &KVClient{cluster: c, client: h.NewClient(), Timeout: time.Second, ReadMode: c.opts.ReadMode}
 }
 
 // Do runs one command and records it.
 func (k *KVClient) Do(in KVInput) (KVOutput, error) {
-	out, err := k.client.Do(in, func() (any, error) {
-		if in.Op == KVGet {
-			return k.read(in)
-		}
-		return k.apply(in)
-	})
+	var out any
+	var err error
+	if in.Op == KVGet {
+		out, err = k.client.Read(in, func() (any, error) { return k.read(in) })
+	} else {
+		out, err = k.client.Do(in, func() (any, error) { return k.apply(in) })
+	}
 	o, _ := out.(KVOutput)
 	return o, err
 }
@@ -298,7 +344,12 @@ func (k *KVClient) apply(in KVInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch resp := f.Response().(type) {
+	return kvResponse(f.Response())
+}
+
+// kvResponse turns what KV.Apply returned into an output or an error.
+func kvResponse(resp any) (any, error) {
+	switch resp := resp.(type) {
 	case KVOutput:
 		return resp, nil
 	case error:
@@ -308,15 +359,67 @@ func (k *KVClient) apply(in KVInput) (any, error) {
 	}
 }
 
-// read performs a linearizable read.
-//
-// HOOK(ReadIndex): reads go through the log for now, as a get command, so
-// they are exactly as linearizable as writes. When (*raft.Raft).ReadIndex
-// lands, replace the body with: find the leader, f := leader.ReadIndex(timeout),
-// wait until the leader's AppliedIndex() >= f.Index(), then read the
-// leader's KV with Get; NotApplied errors stay retryable and the rest
-// unknown, exactly as here. The chaos suite then checks the new read path
-// with no other change.
+// read performs a linearizable get in the client's ReadMode. Unlike a
+// write, a read may be tried again after any error (another leader,
+// another node, after lost leadership or a timeout of one attempt): it has
+// no effect, and the history records it only when one attempt succeeds.
 func (k *KVClient) read(in KVInput) (any, error) {
-	return k.apply(in)
+	if k.ReadMode == ReadLog && k.ReadFrom == "" {
+		return k.apply(in)
+	}
+	deadline := time.Now().Add(k.Timeout)
+	for {
+		out, err := k.readOnce(in, deadline)
+		if err == nil || errors.Is(err, ErrClosed) || !time.Now().Before(deadline) {
+			return out, err
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// readOnce makes one attempt on the leader, or on ReadFrom.
+func (k *KVClient) readOnce(in KVInput, deadline time.Time) (any, error) {
+	c := k.cluster
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	var n *Node
+	if k.ReadFrom == "" {
+		var err error
+		if n, err = c.Leader(time.Until(deadline)); err != nil {
+			return nil, err
+		}
+	} else if n = c.Node(k.ReadFrom); n == nil {
+		return nil, fmt.Errorf("rafttest: no node %q", k.ReadFrom)
+	}
+	r, fsm := n.running()
+	if r == nil {
+		return nil, fmt.Errorf("rafttest: read on %s: %w", n.id, raft.ErrRaftShutdown)
+	}
+	remaining := time.Until(deadline)
+	if remaining <= 0 {
+		return nil, ErrTimeout
+	}
+	if k.ReadMode == ReadLog {
+		f := r.Apply(EncodeKV(in), remaining)
+		if err := c.await(f, deadline); err != nil {
+			return nil, err
+		}
+		return kvResponse(f.Response())
+	}
+	kv, ok := fsm.(*KV)
+	if !ok {
+		return nil, fmt.Errorf("rafttest: reads through ReadIndex need the KV FSM; %s runs %T", n.id, fsm)
+	}
+	f := r.ReadIndex(remaining)
+	if err := c.await(f, deadline); err != nil {
+		return nil, err
+	}
+	// ReadIndex promises the FSM has applied the read index when it
+	// succeeds; the state read below must be at least that new.
+	if applied := r.AppliedIndex(); applied < f.Index() {
+		c.t.Errorf("rafttest: ReadIndex on %s succeeded with read index %d but applied index %d", n.id, f.Index(), applied)
+		return nil, fmt.Errorf("rafttest: read index %d not applied on %s (applied %d)", f.Index(), n.id, applied)
+	}
+	return KVOutput{Value: kv.Get(in.Key), OK: true}, nil
 }
