@@ -57,15 +57,44 @@
 //
 // # Reading
 //
-// Reading the local FSM directly is fast but may be stale. Barrier
-// returns once every earlier entry is applied locally; VerifyLeader checks
-// that this node still leads by a heartbeat round to a quorum.
+// Reading the local FSM directly is fast but may be stale. For a
+// linearizable read without a log write, call ReadIndex on the leader and
+// read the FSM once its Error returns nil:
+//
+//	if err := r.ReadIndex(time.Second).Error(); err != nil {
+//		// ErrNotLeader: forward the read to the leader.
+//	}
+//	value := myFSM.Get(key)
+//
+// Many concurrent reads share one heartbeat round; with Config.LeaseReads
+// the leader skips the round while its lease (HeartbeatTimeout minus
+// MaxClockDrift from the send time of the last request a quorum accepted)
+// holds. Barrier returns once every earlier entry is applied locally (a log
+// write); VerifyLeader checks that this node still leads by a heartbeat
+// round to a quorum.
 //
 // # Membership
 //
 // AddVoter, AddNonvoter, DemoteVoter and RemoveServer change the cluster
-// one server at a time, on the leader. LeadershipTransfer hands leadership
-// to another voter.
+// one server at a time, on the leader; a change waits until the leader has
+// committed an entry of its term and resolves once committed.
+// LeadershipTransfer hands leadership to another voter. RecoverCluster
+// rewrites the membership of a stopped node when a quorum is lost for good.
+//
+// # Snapshots
+//
+// SnapshotThreshold, SnapshotInterval and TrailingLogs decide when the log
+// is compacted; Snapshot takes one now and Restore replaces every node's
+// state with a snapshot you supply. Followers too far behind receive the
+// leader's snapshot by InstallSnapshot, streamed.
+//
+// # Transport
+//
+// NewTCPTransport and NewTLSStreamLayer speak hashicorp/raft's wire
+// protocol. Every read and write has a deadline (the timeout argument), a
+// message larger than NetworkTransportConfig.MaxMessageSize
+// (DefaultMaxMessageSize, 64 MiB) is refused before it is allocated, and
+// replication is pipelined.
 //
 // # Differences from hashicorp/raft
 //
