@@ -49,7 +49,12 @@
 // and its model, and KVClient records KV operations. An operation whose
 // outcome the client never learned (a timeout, lost leadership, a shutdown)
 // is recorded as Unknown: it may have happened at any time after its call,
-// or never. Errors for which NotApplied is true (the command never entered
+// or never. A get that fails is left out (Client.Read): it had no effect.
+// Options.ReadMode (or KVClient.ReadMode) picks how gets are served:
+// through the log (ReadLog), through (*raft.Raft).ReadIndex on the leader
+// and a read of its local KV (ReadIndex), or the same with the nodes'
+// lease reads on (ReadLease); KVClient.ReadFrom pins gets to one node, to
+// read from a deposed leader. Errors for which NotApplied is true (the command never entered
 // a log) are retried by Cluster.Apply and left out of the history. For your
 // own model, make Step accept Unknown as an output. When a check fails,
 // the porcupine visualization is written under os.TempDir() and its path

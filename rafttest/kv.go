@@ -370,10 +370,14 @@ func (k *KVClient) read(in KVInput) (any, error) {
 	deadline := time.Now().Add(k.Timeout)
 	for {
 		out, err := k.readOnce(in, deadline)
-		if err == nil || errors.Is(err, ErrClosed) || !time.Now().Before(deadline) {
+		if err == nil || errors.Is(err, ErrClosed) {
 			return out, err
 		}
 		time.Sleep(pollInterval)
+		if !time.Now().Before(deadline) {
+			// The last attempt's own error says more than a bare timeout.
+			return nil, err
+		}
 	}
 }
 
