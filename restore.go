@@ -27,7 +27,7 @@ import (
 // than serve it; the snapshot is discarded, and restarting the node brings
 // back its previous state from its own snapshots and log.
 func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Duration) error {
-	defer measureSince([]string{"raft", "restore"}, time.Now())
+	incrCounter([]string{"raft", "restore"}, 1)
 	if meta == nil || reader == nil {
 		return errors.New("restore: snapshot metadata and reader are required")
 	}
