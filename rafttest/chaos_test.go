@@ -1,6 +1,7 @@
 package rafttest
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -93,6 +94,15 @@ func runChaos(t *testing.T, seed int64) {
 
 	stop := make(chan struct{})
 	var clients sync.WaitGroup
+	stopClients := sync.OnceFunc(func() {
+		close(stop)
+		clients.Wait()
+	})
+	// A nemesis step that fails the test ends this goroutine early. The
+	// clients must stop then too: left running, the bubble would report
+	// them as deadlocked and the panic would end every other schedule of
+	// the run.
+	defer stopClients()
 	for i := range sched.clients {
 		clientRand := newRand(seed, stream("client", fmt.Sprint(i)))
 		client := c.NewKVClient(h)
@@ -110,8 +120,7 @@ func runChaos(t *testing.T, seed int64) {
 	// Clients keep running through recovery, so the healed cluster proves it
 	// still makes progress with them before they stop.
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	clients.Wait()
+	stopClients()
 
 	ok, unknown := h.Summary()
 	t.Logf("nemesis: %v; operations: %d ok, %d unknown", n.actions, ok, unknown)
@@ -287,7 +296,23 @@ func (n *nemesis) recover(t *testing.T) {
 	}
 	n.crashed = nil
 	for _, id := range n.removed {
-		require.NoError(t, n.c.AddVoter(id, 10*time.Second), "adding back %s after healing", id)
+		require.NoError(t, n.addBack(id, 10*time.Second), "adding back %s after healing", id)
 	}
 	n.removed = nil
+}
+
+// addBack makes id a voter again, trying until timeout. A change can fail
+// with an unknown outcome even on a healed network: a transfer the nemesis
+// started whose answer was lost may still depose the leader while it
+// commits the change (raft.ErrLeadershipLost). Adding a voter that already
+// is one changes nothing, so trying again is safe.
+func (n *nemesis) addBack(id raft.ServerID, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := n.c.AddVoter(id, time.Until(deadline))
+		if err == nil || errors.Is(err, ErrClosed) || !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(pollInterval)
+	}
 }
