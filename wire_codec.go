@@ -75,6 +75,21 @@ func (m *msgReader) decode(v interface{}) error {
 	if err := m.frame(); err != nil {
 		return err
 	}
+	switch v := v.(type) {
+	case *AppendEntriesRequest:
+		if decodeAppendEntriesRequestFast(m.buf, v) {
+			return nil
+		}
+		*v = AppendEntriesRequest{} // undo what the fast path filled in
+	case *AppendEntriesResponse:
+		if decodeAppendEntriesResponseFast(m.buf, v) {
+			return nil
+		}
+	case *string:
+		if decodeStringFast(m.buf, v) {
+			return nil
+		}
+	}
 	m.dec.ResetBytes(m.buf)
 	return m.dec.Decode(v)
 }
@@ -276,14 +291,18 @@ func (m *msgReader) readResponse(resp interface{}) (rpcErr error, err error) {
 	return nil, nil
 }
 
-// msgWriter encodes msgpack values into a buffered writer.
+// msgWriter encodes msgpack values into a buffered writer. AppendEntries
+// requests and responses and the error text go through the hand-written
+// encoders of wire_append_entries.go; every other value through the codec.
 type msgWriter struct {
-	bw  *bufio.Writer
-	enc *codec.Encoder
+	bw            *bufio.Writer
+	enc           *codec.Encoder
+	newTimeFormat bool   // the handle writes time.Time in the msgpack timestamp format
+	scratch       []byte // reused encoding buffer of the hand-written encoders
 }
 
 func newMsgWriter(bw *bufio.Writer, handle *codec.MsgpackHandle) *msgWriter {
-	return &msgWriter{bw: bw, enc: codec.NewEncoder(bw, handle)}
+	return &msgWriter{bw: bw, enc: codec.NewEncoder(bw, handle), newTimeFormat: !handle.TimeNotBuiltin}
 }
 
 // writeRequest writes a type byte and a request, without flushing.
@@ -291,7 +310,26 @@ func (m *msgWriter) writeRequest(rpcType uint8, args interface{}) error {
 	if err := m.bw.WriteByte(rpcType); err != nil {
 		return err
 	}
+	if req, ok := args.(*AppendEntriesRequest); ok && req != nil {
+		buf, err := appendAppendEntriesRequest(m.scratch[:0], req, m.newTimeFormat)
+		if err != nil {
+			return err
+		}
+		return m.writeScratch(buf)
+	}
 	return m.enc.Encode(args)
+}
+
+// writeScratch writes buf, an encoding built in m.scratch, and keeps its
+// storage for the next message unless it grew past a large batch.
+func (m *msgWriter) writeScratch(buf []byte) error {
+	_, err := m.bw.Write(buf)
+	if cap(buf) <= 4*connBufferSize {
+		m.scratch = buf[:0]
+	} else {
+		m.scratch = nil
+	}
+	return err
 }
 
 // writeResponse writes a reply, error text first, without flushing. A nil
@@ -301,7 +339,17 @@ func (m *msgWriter) writeResponse(rpcErr error, resp interface{}) error {
 	if rpcErr != nil {
 		text = rpcErr.Error()
 	}
-	if err := m.enc.Encode(text); err != nil {
+	buf, err := appendRawString(m.scratch[:0], text)
+	if err != nil {
+		return err
+	}
+	if r, ok := resp.(*AppendEntriesResponse); ok && r != nil {
+		if buf, err = appendAppendEntriesResponse(buf, r); err != nil {
+			return err
+		}
+		return m.writeScratch(buf)
+	}
+	if err := m.writeScratch(buf); err != nil {
 		return err
 	}
 	return m.enc.Encode(resp)
