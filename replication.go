@@ -58,6 +58,8 @@ type followerReplication struct {
 
 	triggerCh       chan struct{}
 	heartbeatPokeCh chan struct{}
+	// kickCh cuts a back-off short (a leadership transfer to this peer).
+	kickCh chan struct{}
 	// stopCh is closed to stop; stopIndex says up to where to replicate
 	// first (0: stop at once).
 	stopCh    chan struct{}
@@ -80,6 +82,7 @@ func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uin
 		nextIndex:       nextIndex,
 		triggerCh:       make(chan struct{}, 1),
 		heartbeatPokeCh: make(chan struct{}, 1),
+		kickCh:          make(chan struct{}, 1),
 		stopCh:          make(chan struct{}),
 		done:            make(chan struct{}),
 		verifies:        map[*verifyFuture]struct{}{},
@@ -116,6 +119,14 @@ func (s *followerReplication) storeAckedSend(sent time.Time) {
 func (s *followerReplication) trigger() {
 	select {
 	case s.triggerCh <- struct{}{}:
+	default:
+	}
+}
+
+// kick makes a replicator waiting out a back-off try again now.
+func (s *followerReplication) kick() {
+	select {
+	case s.kickCh <- struct{}{}:
 	default:
 	}
 }
@@ -362,6 +373,7 @@ func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTer
 		if s.failures > 0 && !once {
 			select {
 			case <-time.After(backoff(failureWait, s.failures, maxFailureScale)):
+			case <-s.kickCh:
 			case <-s.stopCh:
 				return false
 			case <-r.shutdownCh:

@@ -84,6 +84,9 @@ func (r *Raft) runLeadershipTransfer(f *leadershipTransferFuture, target *follow
 		}
 	}
 	peer := target.getPeer()
+	// A target that was unreachable a moment ago may be deep in a back-off
+	// (up to 10s): catch it up now, not after the transfer timed out.
+	target.kick()
 	poll := max(r.config().HeartbeatTimeout/20, time.Millisecond)
 	for c.matchIndexOf(peer.ID) < r.getLastIndex() {
 		target.trigger()

@@ -55,3 +55,27 @@ func TestLeadershipTransferTimesOutWhenTargetUnreachable(t *testing.T) {
 		require.NoError(t, leader.raft.Apply([]byte("x"), time.Second).Error())
 	})
 }
+
+// A transfer to a follower that was unreachable for a while succeeds at
+// once: the transfer cuts short the replicator's back-off (up to 10.24s),
+// which would otherwise outlast the transfer's ElectionTimeout.
+func TestTransferToARecentlyUnreachableTargetCutsItsBackoffShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, clusterOptions{})
+		defer c.close()
+		l := settledLeader(c)
+		target := c.others(l)[0]
+		c.isolate(target)
+		for range 30 {
+			applyN(t, l.raft, "while-away", 1)
+			time.Sleep(time.Second)
+		}
+		c.fullyConnect()
+		c.waitFor(time.Second, "the target to hear from the leader", func() bool {
+			_, id := target.raft.LeaderWithID()
+			return id == l.id
+		})
+		require.NoError(t, l.raft.LeadershipTransferToServer(target.id, target.addr).Error())
+		require.Equal(t, target, c.leader())
+	})
+}
