@@ -21,6 +21,13 @@ import (
 //
 // timeout bounds the wait for the leader to take the request (0: no bound).
 //
+// As in hashicorp/raft, the leader's FSM and snapshot store hold the new
+// state before the cluster has committed the no-op that follows it. If the
+// leader loses leadership in that window (Restore then returns
+// ErrLeadershipLost), the new leader's log wins and that node's state no
+// longer matches the cluster's: remove it, wipe its data and add it back.
+// Run Restore on a healthy cluster.
+//
 // Unlike hashicorp/raft, which panics, Restore returns an error when the
 // FSM's Restore fails or the data is not meta.Size bytes long. The FSM has
 // then seen part of the new state, so the node shuts itself down rather
