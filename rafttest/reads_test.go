@@ -410,3 +410,96 @@ func runStaleReadTrap(t *testing.T, mode ReadMode, slowOld bool) {
 	c.CheckConsistent()
 	h.CheckLinearizable(t, KVModel(), time.Minute)
 }
+
+// Lease reads with a drift bound: an isolated leader serves reads from its
+// lease for a while, and the last of them is served at least MaxClockDrift
+// before any other node becomes leader. The instants are exact: the bubble's
+// clock does not move while nodes compute, and the election is timed by an
+// observer filter, which runs as the new leader changes state.
+func TestLeaseReadsEndMaxClockDriftBeforeANewLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewCluster(t, Options{Voters: 3, ReadMode: ReadLease})
+		old := c.WaitForLeader()
+		h := NewHistory()
+		require.NoError(t, c.NewKVClient(h).Put("x", "1"))
+		var elected atomic.Pointer[time.Time]
+		for _, n := range c.Nodes() {
+			if n == old {
+				continue
+			}
+			n.Raft().RegisterObserver(raft.NewObserver(make(chan raft.Observation, 1), false, func(o *raft.Observation) bool {
+				if o.Data == raft.Leader {
+					now := time.Now()
+					elected.CompareAndSwap(nil, &now)
+				}
+				return false
+			}))
+		}
+
+		var isolatedAt time.Time
+		var lastServed atomic.Pointer[time.Time]
+		var servedIsolated atomic.Int64
+		isolated := make(chan struct{})
+		stop := make(chan struct{})
+		var readers sync.WaitGroup
+		for range 2 {
+			reader := c.NewKVClient(h)
+			reader.ReadFrom = old.ID()
+			reader.Timeout = 10 * time.Millisecond
+			readers.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := reader.Get("x"); err == nil {
+						now := time.Now()
+						lastServed.Store(&now)
+						select {
+						case <-isolated:
+							servedIsolated.Add(1)
+						default:
+						}
+					}
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
+		time.Sleep(20 * time.Millisecond)
+		c.Isolate(old.ID())
+		isolatedAt = time.Now()
+		close(isolated)
+		// The followers' last contact with the old leader is the send time
+		// of its last request they accepted (the links have no delay).
+		time.Sleep(time.Millisecond)
+		var quorumContact time.Time
+		for _, n := range c.Nodes() {
+			if n != old && n.Raft().LastContact().After(quorumContact) {
+				quorumContact = n.Raft().LastContact()
+			}
+		}
+		require.Eventually(t, func() bool { return elected.Load() != nil }, 5*time.Second, pollInterval, "a new leader")
+		time.Sleep(50 * time.Millisecond)
+		close(stop)
+		readers.Wait()
+
+		require.Positive(t, servedIsolated.Load(), "the isolated leader served no read from its lease")
+		last, at := *lastServed.Load(), *elected.Load()
+		heartbeatTimeout := old.Raft().ReloadableConfig().HeartbeatTimeout
+		const maxClockDrift = 5 * time.Millisecond // what Options.ReadMode = ReadLease sets
+		leaseEnd := quorumContact.Add(heartbeatTimeout - maxClockDrift)
+		t.Logf("isolated at +0, last contact +%v, last read +%v, lease end +%v, new leader +%v", quorumContact.Sub(isolatedAt),
+			last.Sub(isolatedAt), leaseEnd.Sub(isolatedAt), at.Sub(isolatedAt))
+		// With three voters the quorum is the old leader and one follower,
+		// so the lease runs from the latest contact.
+		require.True(t, last.Before(leaseEnd), "a lease read at %v, after the lease ended at %v", last, leaseEnd)
+		require.False(t, at.Before(quorumContact.Add(heartbeatTimeout)),
+			"a new leader at %v, before the followers stopped refusing votes at %v", at, quorumContact.Add(heartbeatTimeout))
+		require.GreaterOrEqual(t, at.Sub(last), maxClockDrift,
+			"the old leader's last lease read (%v) must precede the new leader (%v) by the drift bound", last, at)
+		c.Heal()
+		c.CheckConsistent()
+		h.CheckLinearizable(t, KVModel(), time.Minute)
+	})
+}
