@@ -73,20 +73,31 @@ func TestReadModesSeeCompletedWrites(t *testing.T) {
 }
 
 // A client pinned with ReadFrom to a follower gets no read: the follower
-// refuses ReadIndex, and the failed read is not in the history.
-func TestReadFromAFollowerFailsAndIsNotRecorded(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := NewCluster(t, Options{Voters: 3, ReadMode: ReadIndex})
-		h := NewHistory()
-		require.NoError(t, c.NewKVClient(h).Put("x", "1"))
-		c.CheckConsistent()
-		client := c.NewKVClient(h)
-		client.ReadFrom = c.Followers()[0].ID()
-		client.Timeout = 100 * time.Millisecond
-		_, err := client.Get("x")
-		require.ErrorIs(t, err, raft.ErrNotLeader)
-		require.Len(t, h.Operations(), 1, "only the put is recorded")
-	})
+// refuses the get (ReadIndex or Apply), and the failed read is not in the
+// history. Pinned to the leader, it reads.
+func TestReadFromPinsReadsToOneNode(t *testing.T) {
+	for _, mode := range []ReadMode{ReadLog, ReadIndex, ReadLease} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := NewCluster(t, Options{Voters: 3, ReadMode: mode})
+				h := NewHistory()
+				require.NoError(t, c.NewKVClient(h).Put("x", "1"))
+				c.CheckConsistent()
+				client := c.NewKVClient(h)
+				client.ReadFrom = c.Followers()[0].ID()
+				client.Timeout = 100 * time.Millisecond
+				_, err := client.Get("x")
+				require.ErrorIs(t, err, raft.ErrNotLeader)
+				require.Len(t, h.Operations(), 1, "only the put is recorded")
+
+				client.ReadFrom = c.WaitForLeader().ID()
+				got, err := client.Get("x")
+				require.NoError(t, err)
+				require.Equal(t, "1", got)
+				require.Len(t, h.Operations(), 2)
+			})
+		})
+	}
 }
 
 // TestReadIndexReadsAreLinearizableUnderFaults runs seeded schedules of a
