@@ -3,6 +3,8 @@ package raft
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -35,15 +37,12 @@ type InmemStore struct {
 	// mu guards every field below.
 	mu sync.RWMutex
 
-	// logs maps an index to its entry. The log may have gaps (a follower
-	// that installed a snapshot keeps older entries below it), so a map is
-	// used rather than a dense slice.
-	logs map[uint64]Log
-
-	// firstIndex and lastIndex are the smallest and largest keys of logs,
-	// or both 0 when logs is empty.
-	firstIndex uint64
-	lastIndex  uint64
+	// runs holds the log as contiguous runs of entries, sorted by index,
+	// with a gap of at least one index between neighbours. A log is
+	// usually one run; a follower that installed a snapshot may keep
+	// older entries below a gap. A slice per run makes appends and
+	// lookups plain array operations, with no hashing or rehashing.
+	runs []inmemRun
 
 	// kv holds values written by Set, kvUint64 values written by
 	// SetUint64. The two are separate namespaces, as in hashicorp/raft.
@@ -51,10 +50,49 @@ type InmemStore struct {
 	kvUint64 map[string]uint64
 }
 
+// inmemRun is the entries first, first+1, ..., first+len(entries)-1.
+// entries is never empty, and no two runs share a backing array.
+type inmemRun struct {
+	first   uint64
+	entries []Log
+
+	// array is the start of entries' backing array (length 0, full
+	// capacity). Deleting the head of the log moves entries forward in it;
+	// append moves them back to the start once a quarter of the array is
+	// dead and the result fits, so a log compacted as fast as it grows
+	// reuses one array. Each move is paid for by the deletions before it
+	// (at most three entries moved per entry deleted).
+	array []Log
+}
+
+func newInmemRun(first uint64, entries []Log) inmemRun {
+	return inmemRun{first: first, entries: entries, array: entries[:0]}
+}
+
+// append adds entries after the run's last.
+func (r *inmemRun) append(entries ...Log) {
+	need := len(r.entries) + len(entries)
+	if need > cap(r.entries) {
+		full := r.array[:cap(r.array)]
+		if dead := cap(r.array) - cap(r.entries); dead < cap(r.array)/4 || need > cap(r.array) {
+			// Grow to twice what is needed, so that a log compacted as
+			// fast as it grows later finds a quarter of the array dead
+			// before it runs out of room, and moves instead of growing.
+			full = make([]Log, 2*need)
+		}
+		n := copy(full, r.entries)
+		clear(full[n:]) // stale copies in a reused array, and the payloads they hold
+		r.array, r.entries = full[:0], full[:n]
+	}
+	r.entries = append(r.entries, entries...)
+}
+
+// last is the run's largest index.
+func (r *inmemRun) last() uint64 { return r.first + uint64(len(r.entries)) - 1 }
+
 // NewInmemStore returns an empty in-memory store.
 func NewInmemStore() *InmemStore {
 	return &InmemStore{
-		logs:     make(map[uint64]Log),
 		kv:       make(map[string][]byte),
 		kvUint64: make(map[string]uint64),
 	}
@@ -64,14 +102,20 @@ func NewInmemStore() *InmemStore {
 func (s *InmemStore) FirstIndex() (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.firstIndex, nil
+	if len(s.runs) == 0 {
+		return 0, nil
+	}
+	return s.runs[0].first, nil
 }
 
 // LastIndex returns the largest index held, or 0 when the log is empty.
 func (s *InmemStore) LastIndex() (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.lastIndex, nil
+	if len(s.runs) == 0 {
+		return 0, nil
+	}
+	return s.runs[len(s.runs)-1].last(), nil
 }
 
 // GetLog fills log with the entry at index, or returns ErrLogNotFound.
@@ -80,13 +124,25 @@ func (s *InmemStore) GetLog(index uint64, log *Log) error {
 		return errNilLog
 	}
 	s.mu.RLock()
-	entry, ok := s.logs[index]
-	s.mu.RUnlock()
-	if !ok {
+	defer s.mu.RUnlock()
+	j := s.runAfter(index)
+	if j == 0 || index > s.runs[j-1].last() {
 		return ErrLogNotFound
 	}
-	*log = entry
+	run := &s.runs[j-1]
+	*log = run.entries[index-run.first]
 	return nil
+}
+
+// runAfter returns the position of the first run that starts above index:
+// the run that may hold index, if any, is the one before it. Callers hold
+// s.mu.
+func (s *InmemStore) runAfter(index uint64) int {
+	// The newest run is by far the most used: look there first.
+	if n := len(s.runs); n == 0 || s.runs[n-1].first <= index {
+		return n
+	}
+	return sort.Search(len(s.runs), func(i int) bool { return s.runs[i].first > index })
 }
 
 // StoreLog stores one entry, replacing any entry already at its index.
@@ -97,9 +153,9 @@ func (s *InmemStore) StoreLog(log *Log) error {
 // StoreLogs stores the entries, replacing any entries already at their
 // indexes. Either all entries are stored or, on error, none.
 func (s *InmemStore) StoreLogs(logs []*Log) error {
-	// Validate and copy outside the lock so readers are held up only for
-	// the map updates. The payloads of the whole batch share one
-	// allocation.
+	// Validate and copy the payloads outside the lock so readers are held
+	// up only for the slice updates. The payloads of the whole batch share
+	// one allocation.
 	payloadSize := 0
 	for _, l := range logs {
 		if l == nil {
@@ -111,25 +167,47 @@ func (s *InmemStore) StoreLogs(logs []*Log) error {
 		payloadSize += len(l.Data) + len(l.Extensions)
 	}
 	payloads := make([]byte, 0, payloadSize)
-	copies := make([]Log, len(logs))
-	for i, l := range logs {
-		copies[i] = *l
-		copies[i].Data, payloads = carveCopy(payloads, l.Data)
-		copies[i].Extensions, payloads = carveCopy(payloads, l.Extensions)
-	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, l := range copies {
-		s.logs[l.Index] = l
-		if len(s.logs) == 1 || l.Index < s.firstIndex {
-			s.firstIndex = l.Index
-		}
-		if len(s.logs) == 1 || l.Index > s.lastIndex {
-			s.lastIndex = l.Index
-		}
+	for _, l := range logs {
+		entry := *l
+		entry.Data, payloads = carveCopy(payloads, l.Data)
+		entry.Extensions, payloads = carveCopy(payloads, l.Extensions)
+		s.put(entry)
 	}
 	return nil
+}
+
+// put stores one entry. Callers hold s.mu for writing.
+func (s *InmemStore) put(entry Log) {
+	index := entry.Index
+	j := s.runAfter(index)
+	if j > 0 {
+		run := &s.runs[j-1]
+		switch last := run.last(); {
+		case index <= last:
+			run.entries[index-run.first] = entry
+			return
+		case index == last+1:
+			run.append(entry)
+			s.mergeWithNext(j - 1)
+			return
+		}
+	}
+	// The entry starts a run of its own, between runs j-1 and j.
+	s.runs = slices.Insert(s.runs, j, newInmemRun(index, []Log{entry}))
+	s.mergeWithNext(j)
+}
+
+// mergeWithNext joins run j and the one after it when no gap is left
+// between them. Callers hold s.mu for writing.
+func (s *InmemStore) mergeWithNext(j int) {
+	if j+1 >= len(s.runs) || s.runs[j].last()+1 != s.runs[j+1].first {
+		return
+	}
+	s.runs[j].append(s.runs[j+1].entries...)
+	s.runs = slices.Delete(s.runs, j+1, j+2)
 }
 
 // carveCopy appends src to buf, which must have room for it, and returns
@@ -147,86 +225,52 @@ func carveCopy(buf, src []byte) (dst, rest []byte) {
 // DeleteRange removes the entries with indexes in [minIndex, maxIndex].
 // Indexes that hold no entry are skipped; an empty range (minIndex >
 // maxIndex) deletes nothing. The cost is bounded by the number of entries
-// held, not by the width of the range, so DeleteRange(0, math.MaxUint64) is
-// cheap.
+// removed and of runs held, not by the width of the range, so
+// DeleteRange(0, math.MaxUint64) is cheap.
 func (s *InmemStore) DeleteRange(minIndex, maxIndex uint64) error {
+	if minIndex > maxIndex {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	if len(s.logs) == 0 || minIndex > maxIndex || maxIndex < s.firstIndex || minIndex > s.lastIndex {
-		return nil
-	}
-	// Only [firstIndex, lastIndex] can hold entries.
-	lo, hi := max(minIndex, s.firstIndex), min(maxIndex, s.lastIndex)
-
-	if hi-lo < uint64(len(s.logs)) {
-		for i := lo; ; i++ {
-			delete(s.logs, i)
-			if i == hi { // checked before i++ so hi == MaxUint64 cannot wrap
-				break
-			}
+	kept := s.runs[:0]
+	var split []inmemRun // the upper part of a run cut in its middle
+	for _, run := range s.runs {
+		last := run.last()
+		switch {
+		case last < minIndex || run.first > maxIndex: // untouched
+			kept = append(kept, run)
+		case run.first >= minIndex && last <= maxIndex: // all of it
+			clear(run.entries) // let go of the payloads
+		case run.first >= minIndex: // its head
+			cut := maxIndex - run.first + 1
+			clear(run.entries[:cut])
+			run.entries = run.entries[cut:]
+			run.first = maxIndex + 1
+			kept = append(kept, run)
+		case last <= maxIndex: // its tail
+			keep := minIndex - run.first
+			clear(run.entries[keep:])
+			run.entries = run.entries[:keep]
+			kept = append(kept, run)
+		default: // its middle: the upper part gets an array of its own
+			upper := newInmemRun(maxIndex+1, slices.Clone(run.entries[maxIndex+1-run.first:]))
+			keep := minIndex - run.first
+			clear(run.entries[keep:])
+			run.entries = run.entries[:keep]
+			kept = append(kept, run)
+			split = append(split, upper)
 		}
-	} else {
-		// The range is wider than the log (it spans a gap): walk the
-		// entries instead of the indexes.
-		for i := range s.logs {
-			if i >= lo && i <= hi {
-				delete(s.logs, i)
-			}
-		}
 	}
-
-	if len(s.logs) == 0 {
-		s.firstIndex, s.lastIndex = 0, 0
-		return nil
-	}
-	if lo == s.firstIndex {
-		s.firstIndex = s.nextHeldIndex(hi + 1)
-	}
-	if hi == s.lastIndex {
-		s.lastIndex = s.prevHeldIndex(lo - 1)
+	clear(s.runs[len(kept):])
+	s.runs = kept
+	if len(split) > 0 {
+		// At most one run can be cut in its middle.
+		j := s.runAfter(split[0].first)
+		s.runs = slices.Insert(s.runs, j, split[0])
 	}
 	return nil
-}
-
-// nextHeldIndex returns the smallest held index >= from. The log must be
-// non-empty and hold some index >= from. Callers hold s.mu.
-func (s *InmemStore) nextHeldIndex(from uint64) uint64 {
-	// Usually the very next index is held (head truncation of a contiguous
-	// log), so try a short walk before scanning every key.
-	if s.lastIndex-from < uint64(len(s.logs)) {
-		for i := from; ; i++ {
-			if _, ok := s.logs[i]; ok {
-				return i
-			}
-		}
-	}
-	smallest := s.lastIndex
-	for i := range s.logs {
-		if i >= from && i < smallest {
-			smallest = i
-		}
-	}
-	return smallest
-}
-
-// prevHeldIndex returns the largest held index <= from. The log must be
-// non-empty and hold some index <= from. Callers hold s.mu.
-func (s *InmemStore) prevHeldIndex(from uint64) uint64 {
-	if from-s.firstIndex < uint64(len(s.logs)) {
-		for i := from; ; i-- {
-			if _, ok := s.logs[i]; ok {
-				return i
-			}
-		}
-	}
-	largest := s.firstIndex
-	for i := range s.logs {
-		if i <= from && i > largest {
-			largest = i
-		}
-	}
-	return largest
 }
 
 // Set stores a copy of val under key.
@@ -286,7 +330,6 @@ type InmemCommitTrackingStore struct {
 func NewInmemCommitTrackingStore() *InmemCommitTrackingStore {
 	return &InmemCommitTrackingStore{
 		InmemStore: InmemStore{
-			logs:     make(map[uint64]Log),
 			kv:       make(map[string][]byte),
 			kvUint64: make(map[string]uint64),
 		},

@@ -2,7 +2,10 @@ package raft
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -366,6 +369,71 @@ func TestInmemCommitTrackingStoreRecordsCommitIndex(t *testing.T) {
 	require.EqualError(t, err, "not found")
 }
 
+// TestInmemStoreMatchesAMapModel runs random appends, overwrites, writes
+// across gaps and deletions of heads, tails, middles and everything against
+// a plain map of index to entry, and checks after every step that the
+// store holds exactly what the map holds.
+func TestInmemStoreMatchesAMapModel(t *testing.T) {
+	const span = 120 // indexes 1..span, so gaps, joins and splits are frequent
+	rng := rand.New(rand.NewPCG(11, 12))
+	for round := range 20 {
+		store := NewInmemStore()
+		model := map[uint64]bool{}
+		for step := range 60 {
+			from := rng.Uint64N(span) + 1
+			to := min(from+rng.Uint64N(20), span)
+			var what string
+			if rng.IntN(3) == 0 {
+				lo, hi := from, to
+				switch rng.IntN(6) {
+				case 0:
+					lo = 0
+				case 1:
+					hi = math.MaxUint64
+				}
+				require.NoError(t, store.DeleteRange(lo, hi))
+				for i := range model {
+					if i >= lo && i <= hi {
+						delete(model, i)
+					}
+				}
+				what = fmt.Sprintf("DeleteRange(%d, %d)", lo, hi)
+			} else {
+				require.NoError(t, store.StoreLogs(storeTestEntries(from, to)))
+				for i := from; i <= to; i++ {
+					model[i] = true
+				}
+				what = fmt.Sprintf("StoreLogs(%d..%d)", from, to)
+			}
+			want := slices.Sorted(maps.Keys(model))
+			t.Run(fmt.Sprintf("round %d step %d %s", round, step, what), func(t *testing.T) {
+				requireHeldIndexes(t, store, want, span+1)
+			})
+		}
+	}
+}
+
+// TestInmemStoreTruncatedTailAcceptsNewEntries: after a conflict removes
+// the tail, new entries at those indexes replace it and the entries below
+// are untouched.
+func TestInmemStoreTruncatedTailAcceptsNewEntries(t *testing.T) {
+	store := NewInmemStore()
+	require.NoError(t, store.StoreLogs(storeTestEntries(1, 10)))
+	require.NoError(t, store.DeleteRange(6, 10))
+	requireHeldIndexes(t, store, indexRange(1, 5), 11)
+	replacement := &Log{Index: 6, Term: 99, Data: []byte("new")}
+	require.NoError(t, store.StoreLogs([]*Log{replacement}))
+	var got Log
+	require.NoError(t, store.GetLog(6, &got))
+	require.Equal(t, *replacement, got)
+	require.NoError(t, store.GetLog(5, &got))
+	require.Equal(t, *storeTestEntry(5), got)
+	require.ErrorIs(t, store.GetLog(7, &got), ErrLogNotFound)
+	last, err := store.LastIndex()
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), last)
+}
+
 func BenchmarkInmemStoreGetLog(b *testing.B) {
 	store := NewInmemStore()
 	require.NoError(b, store.StoreLogs(storeTestEntries(1, 1024)))
@@ -414,4 +482,21 @@ func BenchmarkInmemStoreCompactHead(b *testing.B) {
 	first, _ := store.FirstIndex()
 	last, _ := store.LastIndex()
 	require.Equal(b, uint64(keep), last-first+1)
+}
+
+func BenchmarkInmemStoreAppendBatch64(b *testing.B) {
+	// Ever-growing log, as in a benchmark run without compaction.
+	store := NewInmemStore()
+	batch := storeTestEntries(1, 64)
+	next := uint64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, l := range batch {
+			l.Index = next + uint64(i)
+		}
+		if err := store.StoreLogs(batch); err != nil {
+			b.Fatal(err)
+		}
+		next += uint64(len(batch))
+	}
 }
