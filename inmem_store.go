@@ -50,45 +50,79 @@ type InmemStore struct {
 	kvUint64 map[string]uint64
 }
 
-// inmemRun is the entries first, first+1, ..., first+len(entries)-1.
-// entries is never empty, and no two runs share a backing array.
+// inmemChunk is the number of entries in one block of a run. Blocks are
+// never moved or grown: appending fills the last block and adds a new one
+// when it is full, and deleting the head drops whole blocks, so no entry is
+// ever copied after it is stored.
+const inmemChunk = 256
+
+// inmemRun is the entries first, first+1, ..., first+count-1, held in
+// blocks of inmemChunk entries. The first entry is at position offset of
+// blocks[0]. count is never 0, and no two runs share a block.
 type inmemRun struct {
-	first   uint64
-	entries []Log
-
-	// array is the start of entries' backing array (length 0, full
-	// capacity). Deleting the head of the log moves entries forward in it;
-	// append moves them back to the start once a quarter of the array is
-	// dead and the result fits, so a log compacted as fast as it grows
-	// reuses one array. Each move is paid for by the deletions before it
-	// (at most three entries moved per entry deleted).
-	array []Log
+	first  uint64
+	count  int
+	offset int
+	blocks [][]Log
 }
 
-func newInmemRun(first uint64, entries []Log) inmemRun {
-	return inmemRun{first: first, entries: entries, array: entries[:0]}
-}
-
-// append adds entries after the run's last.
-func (r *inmemRun) append(entries ...Log) {
-	need := len(r.entries) + len(entries)
-	if need > cap(r.entries) {
-		full := r.array[:cap(r.array)]
-		if dead := cap(r.array) - cap(r.entries); dead < cap(r.array)/4 || need > cap(r.array) {
-			// Grow to twice what is needed, so that a log compacted as
-			// fast as it grows later finds a quarter of the array dead
-			// before it runs out of room, and moves instead of growing.
-			full = make([]Log, 2*need)
-		}
-		n := copy(full, r.entries)
-		clear(full[n:]) // stale copies in a reused array, and the payloads they hold
-		r.array, r.entries = full[:0], full[:n]
-	}
-	r.entries = append(r.entries, entries...)
+func newInmemRun(entry Log) inmemRun {
+	r := inmemRun{first: entry.Index}
+	r.append(entry)
+	return r
 }
 
 // last is the run's largest index.
-func (r *inmemRun) last() uint64 { return r.first + uint64(len(r.entries)) - 1 }
+func (r *inmemRun) last() uint64 { return r.first + uint64(r.count) - 1 }
+
+// at returns the entry at index, which the run must hold.
+func (r *inmemRun) at(index uint64) *Log {
+	pos := r.offset + int(index-r.first)
+	return &r.blocks[pos/inmemChunk][pos%inmemChunk]
+}
+
+// append adds entry after the run's last.
+func (r *inmemRun) append(entry Log) {
+	pos := r.offset + r.count
+	if pos/inmemChunk == len(r.blocks) {
+		r.blocks = append(r.blocks, make([]Log, inmemChunk))
+	}
+	r.blocks[pos/inmemChunk][pos%inmemChunk] = entry
+	r.count++
+}
+
+// dropHead removes the run's first n entries (fewer than count).
+func (r *inmemRun) dropHead(n int) {
+	for i := range n {
+		*r.at(r.first + uint64(i)) = Log{} // let go of the payloads
+	}
+	r.first += uint64(n)
+	r.count -= n
+	r.offset += n
+	whole := r.offset / inmemChunk
+	clear(r.blocks[:whole])
+	r.blocks = r.blocks[whole:]
+	r.offset -= whole * inmemChunk
+}
+
+// keepHead removes every entry but the run's first n (n > 0).
+func (r *inmemRun) keepHead(n int) {
+	for index := r.first + uint64(n); index <= r.last(); index++ {
+		*r.at(index) = Log{}
+	}
+	r.count = n
+	used := (r.offset+n-1)/inmemChunk + 1
+	clear(r.blocks[used:])
+	r.blocks = r.blocks[:used]
+}
+
+// release lets go of every block and payload of a run being dropped.
+func (r *inmemRun) release() {
+	for i := range r.blocks {
+		clear(r.blocks[i])
+		r.blocks[i] = nil
+	}
+}
 
 // NewInmemStore returns an empty in-memory store.
 func NewInmemStore() *InmemStore {
@@ -129,8 +163,7 @@ func (s *InmemStore) GetLog(index uint64, log *Log) error {
 	if j == 0 || index > s.runs[j-1].last() {
 		return ErrLogNotFound
 	}
-	run := &s.runs[j-1]
-	*log = run.entries[index-run.first]
+	*log = *s.runs[j-1].at(index)
 	return nil
 }
 
@@ -187,7 +220,7 @@ func (s *InmemStore) put(entry Log) {
 		run := &s.runs[j-1]
 		switch last := run.last(); {
 		case index <= last:
-			run.entries[index-run.first] = entry
+			*run.at(index) = entry
 			return
 		case index == last+1:
 			run.append(entry)
@@ -196,7 +229,7 @@ func (s *InmemStore) put(entry Log) {
 		}
 	}
 	// The entry starts a run of its own, between runs j-1 and j.
-	s.runs = slices.Insert(s.runs, j, newInmemRun(index, []Log{entry}))
+	s.runs = slices.Insert(s.runs, j, newInmemRun(entry))
 	s.mergeWithNext(j)
 }
 
@@ -206,7 +239,11 @@ func (s *InmemStore) mergeWithNext(j int) {
 	if j+1 >= len(s.runs) || s.runs[j].last()+1 != s.runs[j+1].first {
 		return
 	}
-	s.runs[j].append(s.runs[j+1].entries...)
+	next := &s.runs[j+1]
+	for index := next.first; index <= next.last(); index++ {
+		s.runs[j].append(*next.at(index))
+	}
+	next.release()
 	s.runs = slices.Delete(s.runs, j+1, j+2)
 }
 
@@ -242,23 +279,19 @@ func (s *InmemStore) DeleteRange(minIndex, maxIndex uint64) error {
 		case last < minIndex || run.first > maxIndex: // untouched
 			kept = append(kept, run)
 		case run.first >= minIndex && last <= maxIndex: // all of it
-			clear(run.entries) // let go of the payloads
+			run.release()
 		case run.first >= minIndex: // its head
-			cut := maxIndex - run.first + 1
-			clear(run.entries[:cut])
-			run.entries = run.entries[cut:]
-			run.first = maxIndex + 1
+			run.dropHead(int(maxIndex - run.first + 1))
 			kept = append(kept, run)
 		case last <= maxIndex: // its tail
-			keep := minIndex - run.first
-			clear(run.entries[keep:])
-			run.entries = run.entries[:keep]
+			run.keepHead(int(minIndex - run.first))
 			kept = append(kept, run)
 		default: // its middle: the upper part gets an array of its own
-			upper := newInmemRun(maxIndex+1, slices.Clone(run.entries[maxIndex+1-run.first:]))
-			keep := minIndex - run.first
-			clear(run.entries[keep:])
-			run.entries = run.entries[:keep]
+			upper := newInmemRun(*run.at(maxIndex + 1))
+			for index := maxIndex + 2; index <= last; index++ {
+				upper.append(*run.at(index))
+			}
+			run.keepHead(int(minIndex - run.first))
 			kept = append(kept, run)
 			split = append(split, upper)
 		}
