@@ -61,6 +61,7 @@ func TestSmokeJSON(t *testing.T) {
 		require.Positive(t, res.CPUUsPerOp)
 		require.Positive(t, res.AllocsPerOp)
 		require.Positive(t, res.LimitFsyncP50Ms)
+		require.Positive(t, res.LimitFsyncNodesP50Ms)
 		require.Positive(t, res.LimitRTTP50Ms)
 	}
 	// A durable write costs at least what the disk needs for one sync.

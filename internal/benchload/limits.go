@@ -26,12 +26,54 @@ const fsyncBlock = 4096
 // the median time of one append and sync: the least a durable write on this
 // file system can cost. The file is removed afterwards.
 func MeasureFsync(dir string, n int) (time.Duration, error) {
+	return MeasureFsyncConcurrent(dir, 1, n)
+}
+
+// MeasureFsyncConcurrent is MeasureFsync with writers goroutines, each
+// appending and syncing n blocks to a file of its own at the same time, and
+// returns the median over all of their samples. With one writer per node it
+// is the least a durable write costs while every node of a cluster in one
+// process writes to the same file system, as they do under load.
+func MeasureFsyncConcurrent(dir string, writers, n int) (time.Duration, error) {
 	if n <= 0 {
 		return 0, errors.New("benchload: fsync samples must be positive")
 	}
+	if writers <= 0 {
+		return 0, errors.New("benchload: fsync writers must be positive")
+	}
+	results := make(chan fsyncProbeResult, writers)
+	for range writers {
+		go func() {
+			samples, err := fsyncProbe(dir, n)
+			results <- fsyncProbeResult{samples, err}
+		}()
+	}
+	var all []time.Duration
+	var firstErr error
+	for range writers {
+		r := <-results
+		all = append(all, r.samples...)
+		if firstErr == nil {
+			firstErr = r.err
+		}
+	}
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return median(all), nil
+}
+
+type fsyncProbeResult struct {
+	samples []time.Duration
+	err     error
+}
+
+// fsyncProbe times n appends and syncs of one new file in dir, which it
+// removes afterwards.
+func fsyncProbe(dir string, n int) ([]time.Duration, error) {
 	f, err := os.CreateTemp(dir, "fsync-probe-")
 	if err != nil {
-		return 0, fmt.Errorf("benchload: fsync probe: %w", err)
+		return nil, fmt.Errorf("benchload: fsync probe: %w", err)
 	}
 	name := f.Name()
 	defer os.Remove(name)
@@ -44,18 +86,18 @@ func MeasureFsync(dir string, n int) (time.Duration, error) {
 		begin := time.Now()
 		if _, err := f.Write(block); err != nil {
 			f.Close()
-			return 0, fmt.Errorf("benchload: fsync probe %s: write: %w", filepath.Base(name), err)
+			return nil, fmt.Errorf("benchload: fsync probe %s: write: %w", filepath.Base(name), err)
 		}
 		if err := syncData(f); err != nil {
 			f.Close()
-			return 0, fmt.Errorf("benchload: fsync probe %s: sync: %w", filepath.Base(name), err)
+			return nil, fmt.Errorf("benchload: fsync probe %s: sync: %w", filepath.Base(name), err)
 		}
 		samples = append(samples, time.Since(begin))
 	}
 	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("benchload: fsync probe %s: close: %w", filepath.Base(name), err)
+		return nil, fmt.Errorf("benchload: fsync probe %s: close: %w", filepath.Base(name), err)
 	}
-	return median(samples), nil
+	return samples, nil
 }
 
 // rttMessage is the size of one ping and of its echo.

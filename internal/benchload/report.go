@@ -32,11 +32,11 @@ func formatThousands(v float64) string {
 // WriteTable prints one line per result.
 func WriteTable(out io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tlibrary\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tcpu µs/op\tallocs/op\terrors\tfsync p50 ms\trtt p50 ms\t")
+	fmt.Fprintln(tw, "workload\tlibrary\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tcpu µs/op\tallocs/op\terrors\tfsync p50 ms\tfsync×n p50 ms\trtt p50 ms\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%d\t%.3f\t%.3f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%d\t%.3f\t%.3f\t%.3f\t\n",
 			r.Workload, r.Library, formatThousands(r.OpsPerSec), r.LatP50Ms, r.LatP90Ms, r.LatP99Ms,
-			r.LatMaxMs, r.CPUUsPerOp, r.AllocsPerOp, r.Errors, r.LimitFsyncP50Ms, r.LimitRTTP50Ms)
+			r.LatMaxMs, r.CPUUsPerOp, r.AllocsPerOp, r.Errors, r.LimitFsyncP50Ms, r.LimitFsyncNodesP50Ms, r.LimitRTTP50Ms)
 	}
 	return tw.Flush()
 }
@@ -75,6 +75,7 @@ func MedianResult(runs []Result) Result {
 	out.AllocsPerOp = med(func(r Result) float64 { return r.AllocsPerOp })
 	out.LimitFsyncP50Ms = med(func(r Result) float64 { return r.LimitFsyncP50Ms })
 	out.LimitRTTP50Ms = med(func(r Result) float64 { return r.LimitRTTP50Ms })
+	out.LimitFsyncNodesP50Ms = med(func(r Result) float64 { return r.LimitFsyncNodesP50Ms })
 	out.Ops, out.Errors = 0, 0
 	for _, r := range runs {
 		out.Ops += r.Ops
@@ -121,20 +122,20 @@ func (c Comparison) Verdict() string {
 // the row's target.
 func WriteComparison(out io.Writer, rows []Comparison) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tours ops/s\ttheirs ops/s\tratio\tours p50\ttheirs p50\tratio\tours p99\ttheirs p99\tratio\tours cpu µs/op\ttheirs cpu µs/op\tfsync+rtt ms\ttarget\tverdict\t")
+	fmt.Fprintln(tw, "workload\tours ops/s\ttheirs ops/s\tratio\tours p50\ttheirs p50\tratio\tours p99\ttheirs p99\tratio\tours cpu µs/op\ttheirs cpu µs/op\tfsync+rtt ms\tfsync×n+rtt ms\ttarget\tverdict\t")
 	for _, c := range rows {
 		target, _ := TargetFor(c.Workload)
 		text := target.Text
 		if text == "" {
 			text = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%.3f\t%.3f\t%.2f×\t%.3f\t%.3f\t%.2f×\t%.1f\t%.1f\t%.3f\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%.3f\t%.3f\t%.2f×\t%.3f\t%.3f\t%.2f×\t%.1f\t%.1f\t%.3f\t%.3f\t%s\t%s\t\n",
 			c.Workload.Name(),
 			formatThousands(c.Ours.OpsPerSec), formatThousands(c.Theirs.OpsPerSec), ratio(c.Ours.OpsPerSec, c.Theirs.OpsPerSec),
 			c.Ours.LatP50Ms, c.Theirs.LatP50Ms, ratio(c.Ours.LatP50Ms, c.Theirs.LatP50Ms),
 			c.Ours.LatP99Ms, c.Theirs.LatP99Ms, ratio(c.Ours.LatP99Ms, c.Theirs.LatP99Ms),
 			c.Ours.CPUUsPerOp, c.Theirs.CPUUsPerOp,
-			c.Ours.LimitFsyncP50Ms+c.Ours.LimitRTTP50Ms, text, c.Verdict())
+			c.Ours.LimitFsyncP50Ms+c.Ours.LimitRTTP50Ms, c.Ours.LimitFsyncNodesP50Ms+c.Ours.LimitRTTP50Ms, text, c.Verdict())
 	}
 	return tw.Flush()
 }

@@ -60,6 +60,10 @@ type Result struct {
 	// the file system of its stores and on loopback.
 	LimitFsyncP50Ms float64 `json:"limit_fsync_p50_ms"` // 4 KiB append + fdatasync
 	LimitRTTP50Ms   float64 `json:"limit_rtt_p50_ms"`   // 128-byte TCP ping-pong on 127.0.0.1
+	// LimitFsyncNodesP50Ms is the fsync limit with one writer per node,
+	// all at once: the cost of one durable write while the whole cluster
+	// writes to the same file system.
+	LimitFsyncNodesP50Ms float64 `json:"limit_fsync_nodes_p50_ms"`
 
 	GoVersion  string `json:"go_version"`
 	OS         string `json:"goos"`
@@ -270,6 +274,10 @@ func Bench(ctx context.Context, library string, w Workload, opts Options, start 
 	if err != nil {
 		return Result{}, err
 	}
+	fsyncNodes, err := MeasureFsyncConcurrent(dir, w.Nodes, fsyncSamples)
+	if err != nil {
+		return Result{}, err
+	}
 	rtt, err := MeasureRTT(rttSamples)
 	if err != nil {
 		return Result{}, err
@@ -290,6 +298,7 @@ func Bench(ctx context.Context, library string, w Workload, opts Options, start 
 	res.Library = library
 	res.LimitFsyncP50Ms = ms(fsync)
 	res.LimitRTTP50Ms = ms(rtt)
+	res.LimitFsyncNodesP50Ms = ms(fsyncNodes)
 	return res, nil
 }
 

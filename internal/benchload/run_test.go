@@ -157,6 +157,7 @@ func TestBenchMeasuresLimitsAndClosesTheCluster(t *testing.T) {
 	require.Equal(t, "fake", res.Library)
 	require.Positive(t, res.Ops)
 	require.Positive(t, res.LimitFsyncP50Ms)
+	require.Positive(t, res.LimitFsyncNodesP50Ms)
 	require.Positive(t, res.LimitRTTP50Ms)
 	require.True(t, cluster.closed.Load(), "Bench must close the cluster")
 	require.Equal(t, parent, filepath.Dir(clusterDir))
@@ -178,10 +179,18 @@ func TestMeasureLimits(t *testing.T) {
 	require.Positive(t, rtt)
 	require.Less(t, rtt, time.Second)
 
+	concurrent, err := MeasureFsyncConcurrent(t.TempDir(), 3, 10)
+	require.NoError(t, err)
+	require.Positive(t, concurrent)
+
 	_, err = MeasureFsync(filepath.Join(t.TempDir(), "missing"), 10)
+	require.ErrorContains(t, err, "fsync probe")
+	_, err = MeasureFsyncConcurrent(filepath.Join(t.TempDir(), "missing"), 3, 10)
 	require.ErrorContains(t, err, "fsync probe")
 	_, err = MeasureFsync(t.TempDir(), 0)
 	require.ErrorContains(t, err, "must be positive")
+	_, err = MeasureFsyncConcurrent(t.TempDir(), 0, 10)
+	require.ErrorContains(t, err, "writers must be positive")
 	_, err = MeasureRTT(0)
 	require.ErrorContains(t, err, "must be positive")
 }

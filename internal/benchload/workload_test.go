@@ -125,7 +125,7 @@ func TestWriteComparisonPrintsRatiosAndVerdict(t *testing.T) {
 	var out bytes.Buffer
 	rows := []Comparison{{
 		Workload: Matrix()[1],
-		Ours:     Result{OpsPerSec: 300_000, LatP50Ms: 1, LatP99Ms: 2},
+		Ours:     Result{OpsPerSec: 300_000, LatP50Ms: 1, LatP99Ms: 2, LimitFsyncP50Ms: 0.25, LimitFsyncNodesP50Ms: 0.5, LimitRTTP50Ms: 0.125},
 		Theirs:   Result{OpsPerSec: 100_000, LatP50Ms: 2, LatP99Ms: 8},
 	}}
 	require.NoError(t, WriteComparison(&out, rows))
@@ -133,7 +133,7 @@ func TestWriteComparisonPrintsRatiosAndVerdict(t *testing.T) {
 	require.Len(t, lines, 2)
 	require.Equal(t, []string{
 		"inmem-inmem-c256-p128", "300,000", "100,000", "3.00×", "1.000", "2.000", "0.50×", "2.000", "8.000", "0.25×",
-		"0.0", "0.0", "0.000", "ops/s", "≥", "3×", "theirs", "met",
+		"0.0", "0.0", "0.375", "0.625", "ops/s", "≥", "3×", "theirs", "met",
 	}, strings.Fields(lines[1]))
 }
 
