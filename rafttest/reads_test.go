@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -22,8 +23,8 @@ import (
 // readModes are the read paths that write nothing to the log.
 var readModes = []ReadMode{ReadIndex, ReadLease}
 
-// readSchedules is how many seeded fault schedules run per read mode.
-const readSchedules = 12
+var readSchedulesFlag = flag.Int("rafttest.readschedules", 10,
+	"how many seeded schedules TestReadIndexReadsAreLinearizableUnderFaults runs per read mode (seeds 1..N); -rafttest.seed=N runs only schedule N")
 
 func TestClientReadRecordsOnlySuccessfulReads(t *testing.T) {
 	h := NewHistory()
@@ -110,7 +111,7 @@ func TestReadIndexReadsAreLinearizableUnderFaults(t *testing.T) {
 	if seed, ok := SeedFromFlag(); ok {
 		seeds = []int64{seed}
 	} else {
-		for i := int64(1); i <= readSchedules; i++ {
+		for i := int64(1); i <= int64(*readSchedulesFlag); i++ {
 			seeds = append(seeds, i)
 		}
 	}
