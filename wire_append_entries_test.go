@@ -382,3 +382,26 @@ func BenchmarkWireAppendEntriesDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWireReadAppendEntries reads requests through the server's
+// reader, framing included:
+//
+//	go test -run '^$' -bench 'WireReadAppendEntries' -benchmem .
+func BenchmarkWireReadAppendEntries(b *testing.B) {
+	var stream bytes.Buffer
+	w := newMsgWriter(bufio.NewWriter(&stream), newMsgpackHandle(false))
+	require.NoError(b, w.writeRequest(rpcAppendEntries, benchRequest()))
+	require.NoError(b, w.bw.Flush())
+	one := stream.Bytes()
+	source := bytes.NewReader(one)
+	br := bufio.NewReaderSize(source, connBufferSize)
+	r := newMsgReader(br, &codec.MsgpackHandle{}, DefaultMaxMessageSize)
+	b.SetBytes(int64(len(one)))
+	for b.Loop() {
+		source.Reset(one)
+		br.Reset(source)
+		if _, _, err := r.readRequest(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -72,26 +72,141 @@ func newMsgReader(br *bufio.Reader, handle *codec.MsgpackHandle, maxSize int64) 
 // back as such: io.EOF only if the stream ended before the value's first
 // byte, io.ErrUnexpectedEOF inside it.
 func (m *msgReader) decode(v interface{}) error {
-	if err := m.frame(); err != nil {
-		return err
+	// Most values are already whole in the read buffer: decode them where
+	// they are. Anything else (a value still arriving, or one the scan
+	// refuses) goes through frame, which also gives the errors.
+	data, buffered := m.bufferedValue()
+	if !buffered {
+		if err := m.frame(); err != nil {
+			return err
+		}
+		data = m.buf
 	}
+	err := m.decodeBytes(data, v)
+	if buffered {
+		m.br.Discard(len(data)) // cannot fail: the bytes are buffered
+	}
+	return err
+}
+
+// decodeBytes decodes one complete value into v.
+func (m *msgReader) decodeBytes(data []byte, v interface{}) error {
 	switch v := v.(type) {
 	case *AppendEntriesRequest:
-		if decodeAppendEntriesRequestFast(m.buf, v) {
+		if decodeAppendEntriesRequestFast(data, v) {
 			return nil
 		}
 		*v = AppendEntriesRequest{} // undo what the fast path filled in
 	case *AppendEntriesResponse:
-		if decodeAppendEntriesResponseFast(m.buf, v) {
+		if decodeAppendEntriesResponseFast(data, v) {
 			return nil
 		}
 	case *string:
-		if decodeStringFast(m.buf, v) {
+		if decodeStringFast(data, v) {
 			return nil
 		}
 	}
-	m.dec.ResetBytes(m.buf)
-	return m.dec.Decode(v)
+	m.dec.ResetBytes(data)
+	err := m.dec.Decode(v)
+	m.dec.ResetBytes(nil) // do not keep the read buffer
+	return err
+}
+
+// bufferedValue returns the next value if the read buffer already holds
+// all of it, within the size and container limits, without consuming it.
+func (m *msgReader) bufferedValue() ([]byte, bool) {
+	data, _ := m.br.Peek(m.br.Buffered())
+	end := 0
+	for pending := 1; pending > 0; pending-- {
+		if end >= len(data) {
+			return nil, false
+		}
+		head := data[end]
+		end++
+		lenBytes, payload, elements, ok := msgpackHead(head)
+		if !ok {
+			return nil, false
+		}
+		if lenBytes > 0 {
+			if len(data)-end < lenBytes {
+				return nil, false
+			}
+			var n uint64
+			for _, c := range data[end : end+lenBytes] {
+				n = n<<8 | uint64(c)
+			}
+			end += lenBytes
+			payload, elements = msgpackLength(head, n)
+			if elements > 2*maxContainerLen {
+				return nil, false
+			}
+		}
+		if payload > len(data)-end {
+			return nil, false
+		}
+		end += payload
+		if int64(end) > m.maxSize {
+			return nil, false
+		}
+		pending += elements
+	}
+	return data[:end], true
+}
+
+// msgpackHead reads a value's first byte: the size of the length field
+// after it, or else the bytes of data that follow and the values nested
+// inside. ok is false for the one byte msgpack never uses.
+func msgpackHead(head byte) (lenBytes, payload, elements int, ok bool) {
+	switch {
+	case head <= 0x7f || head >= 0xe0, head == 0xc0, head == 0xc2, head == 0xc3:
+	case head <= 0x8f:
+		elements = 2 * int(head&0x0f)
+	case head <= 0x9f:
+		elements = int(head & 0x0f)
+	case head <= 0xbf:
+		payload = int(head & 0x1f)
+	case head == 0xc4, head == 0xd9: // bin8, str8
+		lenBytes = 1
+	case head == 0xc5, head == 0xda: // bin16, str16
+		lenBytes = 2
+	case head == 0xc6, head == 0xdb: // bin32, str32
+		lenBytes = 4
+	case head == 0xc7, head == 0xc8, head == 0xc9: // ext8/16/32: length, then type
+		lenBytes = 1 << (head - 0xc7)
+	case head == 0xca:
+		payload = 4
+	case head == 0xcb:
+		payload = 8
+	case head >= 0xcc && head <= 0xcf: // uint8..uint64
+		payload = 1 << (head - 0xcc)
+	case head >= 0xd0 && head <= 0xd3: // int8..int64
+		payload = 1 << (head - 0xd0)
+	case head >= 0xd4 && head <= 0xd8: // fixext 1..16, plus the type byte
+		payload = 1 + 1<<(head-0xd4)
+	case head == 0xdc, head == 0xde: // array16, map16
+		lenBytes = 2
+	case head == 0xdd, head == 0xdf: // array32, map32
+		lenBytes = 4
+	default: // 0xc1 is never used
+		return 0, 0, 0, false
+	}
+	return lenBytes, payload, elements, true
+}
+
+// msgpackLength applies the length field n of a value whose first byte is
+// head: the bytes of data that follow, or the values nested inside (over
+// 2*maxContainerLen for a container beyond the limit).
+func msgpackLength(head byte, n uint64) (payload, elements int) {
+	switch head {
+	case 0xdc, 0xdd:
+		return 0, containerLen(n)
+	case 0xde, 0xdf:
+		return 0, 2 * containerLen(n)
+	case 0xc7, 0xc8, 0xc9:
+		return clampLen(n) + 1, 0
+	default:
+		return clampLen(n), 0
+	}
 }
 
 // frame reads one complete msgpack value into m.buf.
@@ -113,44 +228,10 @@ func (m *msgReader) frame() error {
 		}
 		m.buf = append(m.buf, head)
 
-		// lenBytes is the size of a length field after head, payload the
-		// bytes of data (fixed or following that length field), elements
-		// the values nested inside.
-		var lenBytes, payload, elements int
-		switch {
-		case head <= 0x7f || head >= 0xe0, head == 0xc0, head == 0xc2, head == 0xc3:
-		case head <= 0x8f:
-			elements = 2 * int(head&0x0f)
-		case head <= 0x9f:
-			elements = int(head & 0x0f)
-		case head <= 0xbf:
-			payload = int(head & 0x1f)
-		case head == 0xc4, head == 0xd9: // bin8, str8
-			lenBytes = 1
-		case head == 0xc5, head == 0xda: // bin16, str16
-			lenBytes = 2
-		case head == 0xc6, head == 0xdb: // bin32, str32
-			lenBytes = 4
-		case head == 0xc7, head == 0xc8, head == 0xc9: // ext8/16/32: length, then type
-			lenBytes = 1 << (head - 0xc7)
-		case head == 0xca:
-			payload = 4
-		case head == 0xcb:
-			payload = 8
-		case head >= 0xcc && head <= 0xcf: // uint8..uint64
-			payload = 1 << (head - 0xcc)
-		case head >= 0xd0 && head <= 0xd3: // int8..int64
-			payload = 1 << (head - 0xd0)
-		case head >= 0xd4 && head <= 0xd8: // fixext 1..16, plus the type byte
-			payload = 1 + 1<<(head-0xd4)
-		case head == 0xdc, head == 0xde: // array16, map16
-			lenBytes = 2
-		case head == 0xdd, head == 0xdf: // array32, map32
-			lenBytes = 4
-		default: // 0xc1 is never used
+		lenBytes, payload, elements, ok := msgpackHead(head)
+		if !ok {
 			return fmt.Errorf("raft-net: invalid msgpack byte 0x%02x", head)
 		}
-
 		if lenBytes > 0 {
 			start := len(m.buf)
 			if err := m.copyBytes(lenBytes); err != nil {
@@ -160,16 +241,7 @@ func (m *msgReader) frame() error {
 			for _, c := range m.buf[start:] {
 				n = n<<8 | uint64(c)
 			}
-			switch head {
-			case 0xdc, 0xdd:
-				elements = containerLen(n)
-			case 0xde, 0xdf:
-				elements = 2 * containerLen(n)
-			case 0xc7, 0xc8, 0xc9:
-				payload = clampLen(n) + 1
-			default:
-				payload = clampLen(n)
-			}
+			payload, elements = msgpackLength(head, n)
 			if elements > 2*maxContainerLen {
 				return fmt.Errorf("raft-net: msgpack container of %d elements exceeds %d", n, maxContainerLen)
 			}
