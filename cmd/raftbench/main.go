@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/quorumkit/raft/internal/benchload"
@@ -48,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	flags := benchload.RegisterFlags(fs, 10*time.Second, 2*time.Second, 1)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured windows to this file")
+	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace; -pprof=sync or sched shows where goroutines wait)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,6 +78,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "raftbench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(stderr, "raftbench:", err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,11 +72,26 @@ func TestSmokeJSON(t *testing.T) {
 
 func TestTableOutput(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	args := []string{"-transport", "inmem", "-clients", "3", "-duration", "100ms", "-warmup", "0s", "-quiet"}
+	profile, tracePath := filepath.Join(t.TempDir(), "cpu.prof"), filepath.Join(t.TempDir(), "run.trace")
+	args := []string{"-transport", "inmem", "-clients", "3", "-duration", "100ms", "-warmup", "0s", "-quiet",
+		"-cpuprofile", profile, "-trace", tracePath}
 	require.Equal(t, 0, run(args, &stdout, &stderr), "stderr: %s", stderr.String())
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	require.Len(t, lines, 2, "header and one row: %q", stdout.String())
 	require.Equal(t, []string{"inmem-inmem-c3-p128", "quorumkit"}, strings.Fields(lines[1])[:2])
+	for _, path := range []string{profile, tracePath} {
+		info, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Positive(t, info.Size(), "%s is empty", path)
+	}
+
+	// An output file that cannot be created fails the run before any load.
+	stdout.Reset()
+	stderr.Reset()
+	args = []string{"-duration", "1ms", "-quiet", "-trace", filepath.Join(t.TempDir(), "missing", "run.trace")}
+	require.Equal(t, 1, run(args, &stdout, &stderr))
+	require.Contains(t, stderr.String(), "run.trace")
+	require.Empty(t, stdout.String())
 }
 
 func TestBadFlags(t *testing.T) {
