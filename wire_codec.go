@@ -13,7 +13,10 @@ import (
 // This file holds the framing of the TCP wire protocol (WIRE.md §2.2): one
 // type byte, then one msgpack value per request; two msgpack values (error
 // text, response) per reply. The byte layout of every value comes from the
-// go-msgpack handle (codec.go), so it matches hashicorp/raft byte for byte.
+// go-msgpack handle (codec.go), so it matches hashicorp/raft byte for byte;
+// the values of the replication hot path go through hand-written encoders
+// and decoders that produce and accept the same bytes
+// (wire_append_entries.go).
 
 // Type bytes of the requests on the wire.
 const (
