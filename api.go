@@ -32,6 +32,12 @@ func (r *Raft) Barrier(timeout time.Duration) Future {
 }
 
 func (r *Raft) enqueueApply(f *logFuture, timeout time.Duration) ApplyFuture {
+	// Most of the time the leader's queue has room: no timer needed.
+	select {
+	case r.applyCh <- f:
+		return f
+	default:
+	}
 	timer, stop := enqueueTimer(timeout)
 	defer stop()
 	select {
