@@ -414,24 +414,43 @@ func (p *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 		return nil, fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
 	}
 
-	timer := time.NewTimer(p.trans.timeout)
-	defer timer.Stop()
+	// The timer is made only if one of the two hand-offs has to wait.
+	var timer *time.Timer
+	timeout := func() <-chan time.Time {
+		if timer == nil {
+			timer = time.NewTimer(p.trans.timeout)
+		}
+		return timer.C
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	select {
 	case p.peer.consumerCh <- rpc:
-	case <-timer.C:
-		return nil, errInmemSendTimeout
-	case <-p.shutdownCh:
-		return nil, ErrPipelineShutdown
-	case <-p.peer.closedCh:
-		return nil, fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
+	default:
+		select {
+		case p.peer.consumerCh <- rpc:
+		case <-timeout():
+			return nil, errInmemSendTimeout
+		case <-p.shutdownCh:
+			return nil, ErrPipelineShutdown
+		case <-p.peer.closedCh:
+			return nil, fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
+		}
 	}
 
 	select {
 	case p.inprogressCh <- future:
-	case <-timer.C:
-		return nil, errInmemEnqueueTimeout
-	case <-p.shutdownCh:
-		return nil, ErrPipelineShutdown
+	default:
+		select {
+		case p.inprogressCh <- future:
+		case <-timeout():
+			return nil, errInmemEnqueueTimeout
+		case <-p.shutdownCh:
+			return nil, ErrPipelineShutdown
+		}
 	}
 
 	// Close may have run while the future was being queued, and its
