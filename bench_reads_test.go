@@ -84,8 +84,6 @@ type readBenchCluster struct {
 func newReadBenchCluster(b *testing.B, lease bool, syncDelay time.Duration) *readBenchCluster {
 	b.Helper()
 	defaults := DefaultConfig()
-	var mu sync.Mutex
-	counters := map[ServerID]*heartbeatCounter{}
 	opts := clusterOptions{
 		tweak: func(conf *Config) {
 			conf.HeartbeatTimeout = defaults.HeartbeatTimeout
@@ -96,25 +94,16 @@ func newReadBenchCluster(b *testing.B, lease bool, syncDelay time.Duration) *rea
 			conf.LeaseReads = lease
 			conf.MaxClockDrift = defaults.MaxClockDrift
 		},
-		wrapTransport: func(node *testNode) Transport {
-			h := &heartbeatCounter{InmemTransport: node.trans}
-			mu.Lock()
-			counters[node.id] = h
-			mu.Unlock()
-			return h
-		},
 	}
 	if syncDelay > 0 {
 		opts.wrapStore = func(node *testNode) raftStore { return slowLogStore{node.store, syncDelay} }
 	}
-	c := newTestCluster(b, 3, opts)
+	c, counters := newReadCluster(b, 3, opts)
 	leader := c.leader()
 	if err := leader.raft.Barrier(0).Error(); err != nil {
 		c.close()
 		b.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	return &readBenchCluster{testCluster: c, leader: leader, heartbeats: counters[leader.id]}
 }
 

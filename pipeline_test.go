@@ -139,15 +139,8 @@ func (rp *recordedPipeline) Close() error {
 // is in step again it pipelines again, losing nothing.
 func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		recorders := map[ServerID]*pipelineRecorder{}
-		var mu sync.Mutex
-		c := newTestCluster(t, 3, clusterOptions{wrapTransport: func(node *testNode) Transport {
-			p := newPipelineRecorder(node.trans)
-			mu.Lock()
-			recorders[node.id] = p
-			mu.Unlock()
-			return p
-		}})
+		recorders, wrap := wrapEach(newPipelineRecorder)
+		c := newTestCluster(t, 3, clusterOptions{wrapTransport: wrap})
 		defer c.close()
 		l := settledLeader(c)
 		rec := recorders[l.id]
@@ -182,8 +175,7 @@ func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T
 // slow one still catches up.
 func TestSlowFollowerDoesNotSlowCommitsOnTheOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		recorders := map[ServerID]*pipelineRecorder{}
-		var mu sync.Mutex
+		recorders, wrap := wrapEach(newPipelineRecorder)
 		c := newTestCluster(t, 3, clusterOptions{
 			// Keep the slow follower's lease contact within bounds.
 			tweak: func(conf *Config) {
@@ -191,13 +183,8 @@ func TestSlowFollowerDoesNotSlowCommitsOnTheOthers(t *testing.T) {
 				conf.ElectionTimeout = 500 * time.Millisecond
 				conf.LeaderLeaseTimeout = 500 * time.Millisecond
 			},
-			wrapTransport: func(node *testNode) Transport {
-				p := newPipelineRecorder(node.trans)
-				mu.Lock()
-				recorders[node.id] = p
-				mu.Unlock()
-				return p
-			}})
+			wrapTransport: wrap,
+		})
 		defer c.close()
 		l := settledLeader(c)
 		slow := c.others(l)[0]

@@ -28,21 +28,13 @@ func (h *heartbeatCounter) AppendEntries(id ServerID, target ServerAddress, args
 	return h.InmemTransport.AppendEntries(id, target, args, resp)
 }
 
-// newReadCluster starts n nodes whose heartbeats are counted.
-func newReadCluster(t *testing.T, n int, tweak func(*Config)) (*testCluster, map[ServerID]*heartbeatCounter) {
-	counters := map[ServerID]*heartbeatCounter{}
-	var mu sync.Mutex
-	c := newTestCluster(t, n, clusterOptions{
-		tweak: tweak,
-		wrapTransport: func(node *testNode) Transport {
-			h := &heartbeatCounter{InmemTransport: node.trans}
-			mu.Lock()
-			counters[node.id] = h
-			mu.Unlock()
-			return h
-		},
+// newReadCluster starts n nodes with opts whose heartbeats are counted.
+func newReadCluster(t testing.TB, n int, opts clusterOptions) (*testCluster, map[ServerID]*heartbeatCounter) {
+	counters, wrap := wrapEach(func(inner *InmemTransport) *heartbeatCounter {
+		return &heartbeatCounter{InmemTransport: inner}
 	})
-	return c, counters
+	opts.wrapTransport = wrap
+	return newTestCluster(t, n, opts), counters
 }
 
 func leaseReads(conf *Config) {
@@ -91,7 +83,7 @@ func TestReadIndexOnAFollowerIsRefusedWithErrNotLeader(t *testing.T) {
 // 1ms of virtual time, 256 concurrent reads need two or three rounds.
 func TestReadIndexBatchesConcurrentReadsIntoSharedRounds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, counters := newReadCluster(t, 3, nil)
+		c, counters := newReadCluster(t, 3, clusterOptions{})
 		defer c.close()
 		l := settledLeader(c)
 		applyN(t, l.raft, "w", 1)
@@ -158,7 +150,7 @@ func TestPartitionedOldLeaderNeverServesAReadIndex(t *testing.T) {
 // voters refuse other candidates for HeartbeatTimeout after contact.
 func TestLeaseReadsStopBeforeANewLeaderCanBeElected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, counters := newReadCluster(t, 3, leaseReads)
+		c, counters := newReadCluster(t, 3, clusterOptions{tweak: leaseReads})
 		defer c.close()
 		old := settledLeader(c)
 		applyN(t, old.raft, "w", 3)

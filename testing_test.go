@@ -379,3 +379,15 @@ func applyN(t testing.TB, r *Raft, prefix string, n int) {
 		require.NoError(t, f.Error(), "apply %d", i)
 	}
 }
+
+// wrapEach returns a clusterOptions.wrapTransport hook that wraps every
+// node's transport with wrap, and the map in which it records each wrapper
+// by node ID (filled as the cluster starts, from the test's goroutine).
+func wrapEach[T Transport](wrap func(*InmemTransport) T) (map[ServerID]T, func(*testNode) Transport) {
+	wrappers := map[ServerID]T{}
+	return wrappers, func(node *testNode) Transport {
+		w := wrap(node.trans)
+		wrappers[node.id] = w
+		return w
+	}
+}
