@@ -55,9 +55,6 @@ type fsmRestoreRequest struct {
 	size   int64
 	sink   SnapshotSink
 	index  uint64
-	// touched reports that FSM.Restore ran, so its state is no longer the
-	// state the log describes.
-	touched bool
 }
 
 // restoreUserSnapshot runs a user restore on the leader's main loop.
@@ -109,32 +106,27 @@ func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
 		return
 	}
 	if err := req.Error(); err != nil {
-		if req.touched {
-			r.logger.Error("user restore failed after the FSM saw part of it; shutting down so that state is never served",
-				"error", err)
-			f.respond(fmt.Errorf("restore failed, node shut down: %w", err))
-			r.Shutdown()
+		if errors.Is(err, ErrRaftShutdown) {
+			f.respond(err)
 			return
 		}
-		f.respond(err)
+		// The runner fails only after FSM.Restore began, so the FSM no
+		// longer holds the state the log describes.
+		r.logger.Error("user restore failed after the FSM saw part of it; shutting down so that state is never served",
+			"error", err)
+		f.respond(fmt.Errorf("restore failed, node shut down: %w", err))
+		r.Shutdown()
 		return
 	}
 
 	r.setLastSnapshot(index, term)
 	r.dispatchedIndex = index
-	if m, ok := r.logs.(MonotonicLogStore); ok && m.IsMonotonic() {
+	if r.isMonotonic() {
 		// The store cannot hold the gap: drop the whole log.
-		first, err1 := r.logs.FirstIndex()
-		last, err2 := r.logs.LastIndex()
-		if err := errors.Join(err1, err2); err != nil {
-			r.logger.Error("failed to read log bounds after restore", "error", err)
-		} else if last > 0 {
-			if err := r.logs.DeleteRange(first, last); err != nil {
-				r.logger.Error("failed to delete log after restore", "error", err)
-			}
-		}
+		r.deleteWholeLog()
+	} else {
+		r.tail.reset()
 	}
-	r.tail.reset()
 	r.setLastLog(index, term)
 	r.logger.Info("restored user snapshot", "index", index, "term", term, "size", f.meta.Size)
 
@@ -150,7 +142,6 @@ func (r *Raft) restoreFromUser(req *fsmRestoreRequest) error {
 	start := time.Now()
 	limited := &io.LimitedReader{R: req.reader, N: req.size}
 	tee := io.TeeReader(limited, req.sink)
-	req.touched = true
 	if err := r.fsm.Restore(newCountingReadCloser(io.NopCloser(tee))); err != nil {
 		_ = req.sink.Cancel()
 		return fmt.Errorf("failed to restore snapshot: %w", err)

@@ -364,26 +364,36 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 // holds the snapshot's last entry, the entries after it stay; otherwise the
 // whole log goes. A MonotonicLogStore cannot hold a gap, so it is emptied.
 func (r *Raft) trimLogAfterInstall(index, term uint64) {
-	monotonic := false
-	if m, ok := r.logs.(MonotonicLogStore); ok && m.IsMonotonic() {
-		monotonic = true
-	}
 	entry, err := r.getEntry(index)
-	if err == nil && entry.Term == term && !monotonic {
+	if err == nil && entry.Term == term && !r.isMonotonic() {
 		if err := r.compactLogs(index); err != nil {
 			r.logger.Error("failed to compact logs", "error", err)
 		}
 		return
 	}
+	r.deleteWholeLog()
+	r.setLastLog(0, 0)
+}
+
+// deleteWholeLog empties the log store and the in-memory tail, for a
+// snapshot that replaces the whole log.
+func (r *Raft) deleteWholeLog() {
 	first, err1 := r.logs.FirstIndex()
 	last, err2 := r.logs.LastIndex()
-	if err1 == nil && err2 == nil && last > 0 {
+	if err := errors.Join(err1, err2); err != nil {
+		r.logger.Error("failed to read log bounds", "error", err)
+	} else if last > 0 {
 		if err := r.logs.DeleteRange(first, last); err != nil {
-			r.logger.Error("failed to delete log after snapshot install", "error", err)
+			r.logger.Error("failed to delete the log a snapshot replaced", "error", err)
 		}
 	}
 	r.tail.reset()
-	r.setLastLog(0, 0)
+}
+
+// isMonotonic reports whether the log store cannot hold gaps.
+func (r *Raft) isMonotonic() bool {
+	m, ok := r.logs.(MonotonicLogStore)
+	return ok && m.IsMonotonic()
 }
 
 // sendLatestSnapshot sends our newest snapshot to a follower whose next
