@@ -67,6 +67,45 @@ func TestReadIndexIsACommitIndexOfTheLeadersTermAndApplied(t *testing.T) {
 	})
 }
 
+// §6.4: a new leader does not know the commit index until an entry of its
+// own term commits, so a read waits for its no-op. Here the new leader's
+// entries are held back (heartbeats pass, so it keeps leading): the read
+// stays pending, and once the no-op commits its index is at least the
+// no-op's.
+func TestReadIndexWaitsForTheFirstCommitOfTheLeadersTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gates, wrap := wrapEach(newGatedTransport)
+		c := newTestCluster(t, 3, clusterOptions{wrapTransport: wrap})
+		defer c.close()
+		old := settledLeader(c)
+		applyN(t, old.raft, "w", 5)
+		next := c.others(old)[0]
+		for _, n := range c.nodes {
+			gates[next.id].hold(n.addr)
+		}
+		require.NoError(t, old.raft.LeadershipTransferToServer(next.id, next.addr).Error())
+		require.Equal(t, next, c.leader())
+		noopIndex := next.raft.LastIndex()
+		require.Less(t, next.raft.CommitIndex(), noopIndex, "the no-op must still be uncommitted")
+
+		f := next.raft.ReadIndex(0)
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		time.Sleep(next.conf.HeartbeatTimeout)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("read returned (%v) before the leader committed an entry of its term", err)
+		default:
+		}
+		for _, n := range c.nodes {
+			gates[next.id].release(n.addr)
+		}
+		require.NoError(t, <-done)
+		require.GreaterOrEqual(t, f.Index(), noopIndex)
+	})
+}
+
 func TestReadIndexOnAFollowerIsRefusedWithErrNotLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 3, clusterOptions{})
