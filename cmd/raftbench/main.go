@@ -50,20 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags := benchload.RegisterFlags(fs, 10*time.Second, 2*time.Second, 1)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured windows to this file")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace; -pprof=sync or sched shows where goroutines wait)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "raftbench: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	if err := flags.Check(); err != nil {
-		fmt.Fprintln(stderr, "raftbench:", err)
-		return 2
-	}
-	workloads, err := flags.WorkloadList()
-	if err != nil {
-		fmt.Fprintln(stderr, "raftbench:", err)
+	workloads, ok := flags.Parse(fs, args, stderr)
+	if !ok {
 		return 2
 	}
 	if *cpuProfile != "" {

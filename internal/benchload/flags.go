@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -104,4 +105,27 @@ func ProgressPrinter(out *os.File, prefix string) func(string) {
 		}
 		fmt.Fprintln(out, line)
 	}
+}
+
+// Parse parses args into fs (on which f was registered), refuses positional
+// arguments and invalid values with a message on stderr prefixed by the
+// command's name, and returns the workloads to run; ok is false when the
+// command should exit with status 2.
+func (f *Flags) Parse(fs *flag.FlagSet, args []string, stderr io.Writer) (workloads []Workload, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return nil, false
+	}
+	err := f.Check()
+	if err == nil {
+		workloads, err = f.WorkloadList()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return nil, false
+	}
+	return workloads, true
 }

@@ -40,20 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// others comes and goes over tens of seconds, so the medians of many
 	// alternating runs are steadier than one long run each.
 	flags := benchload.RegisterFlags(fs, 3*time.Second, time.Second, 5)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "versus: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	if err := flags.Check(); err != nil {
-		fmt.Fprintln(stderr, "versus:", err)
-		return 2
-	}
-	workloads, err := flags.WorkloadList()
-	if err != nil {
-		fmt.Fprintln(stderr, "versus:", err)
+	workloads, ok := flags.Parse(fs, args, stderr)
+	if !ok {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
