@@ -129,7 +129,10 @@ func (r *Raft) liveBootstrap(configuration Configuration) error {
 	if !hasVote(configuration, r.localID) {
 		return ErrNotVoter
 	}
-	if err := BootstrapCluster(r.config(), r.logs, r.stable, r.snapshots, r.trans, configuration); err != nil {
+	err := r.log.exec(func(logs LogStore) error {
+		return BootstrapCluster(r.config(), logs, r.stable, r.snapshots, r.trans, configuration)
+	})
+	if err != nil {
 		return err
 	}
 	var entry Log
@@ -137,7 +140,7 @@ func (r *Raft) liveBootstrap(configuration Configuration) error {
 		return err
 	}
 	r.currentTerm.Store(1)
-	r.setLastLog(entry.Index, entry.Term)
+	r.log.setLast(entry.Index, entry.Term)
 	return r.processConfigurationLogEntry(&entry)
 }
 

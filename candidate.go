@@ -137,8 +137,11 @@ func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bo
 }
 
 func (r *Raft) becomeLeader(term uint64) {
+	if !r.setState(Leader) {
+		// Shut down while the votes came in.
+		return
+	}
 	r.logger.Info("election won", "term", term)
-	r.setState(Leader)
 	r.setLeader(r.localAddr, r.localID)
 }
 

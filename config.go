@@ -139,6 +139,9 @@ type Config struct {
 	// skipStartup makes NewRaft load state without starting any goroutine
 	// (the package-level GetConfiguration uses it on a private copy).
 	skipStartup bool
+	// strictInvariants makes a broken invariant of the log panic instead
+	// of failing the operation with an error; tests turn it on.
+	strictInvariants bool
 }
 
 // ReloadableConfig holds the Config fields that (*Raft).ReloadConfig may

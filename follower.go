@@ -187,101 +187,21 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 }
 
 // appendNewEntries stores the entries of an AppendEntries request that we
-// do not hold yet, first removing any conflicting suffix of our log.
+// do not hold yet, first removing any conflicting suffix of our log, and
+// takes up the configurations among them.
 func (r *Raft) appendNewEntries(entries []*Log, snapshotIndex uint64) error {
-	lastIndex, _ := r.getLastLog()
-	var newEntries []*Log
-	for i, entry := range entries {
-		if entry.Index <= snapshotIndex {
-			continue
-		}
-		if entry.Index > lastIndex {
-			newEntries = entries[i:]
-			break
-		}
-		stored, err := r.getEntry(entry.Index)
-		if err != nil {
-			return err
-		}
-		if stored.Term != entry.Term {
-			// §5.3: a conflicting entry and all that follow it go.
-			r.logger.Warn("clearing log suffix", "from", entry.Index, "to", lastIndex)
-			if err := r.logs.DeleteRange(entry.Index, lastIndex); err != nil {
-				return err
-			}
-			r.tail.truncateAfter(entry.Index - 1)
-			if entry.Index <= r.configurations.latestIndex {
-				r.setLatestConfiguration(r.configurations.committed, r.configurations.committedIndex)
-			}
-			// Until the new entries are stored the log ends before them.
-			if prev, err := r.getEntry(entry.Index - 1); err == nil {
-				r.setLastLog(prev.Index, prev.Term)
-			} else {
-				r.setLastLog(0, 0)
-			}
-			newEntries = entries[i:]
-			break
-		}
+	appended, err := r.log.appendAsFollower(entries, snapshotIndex)
+	if appended.truncatedFrom > 0 && appended.truncatedFrom <= r.configurations.latestIndex {
+		// The latest configuration was in the removed suffix.
+		r.setLatestConfiguration(r.configurations.committed, r.configurations.committedIndex)
 	}
-	if len(newEntries) == 0 {
-		return nil
-	}
-	r.stageCommitIndex()
-	if err := r.logs.StoreLogs(newEntries); err != nil {
-		// Some entries may have been written: learn where the log ends.
-		r.tail.reset()
-		r.reloadLastLog()
+	if err != nil {
 		return err
 	}
-	r.tail.append(newEntries)
-	for _, entry := range newEntries {
+	for _, entry := range appended.stored {
 		if err := r.processConfigurationLogEntry(entry); err != nil {
 			r.logger.Error("bad configuration entry", "index", entry.Index, "error", err)
 		}
 	}
-	last := newEntries[len(newEntries)-1]
-	r.setLastLog(last.Index, last.Term)
 	return nil
-}
-
-// stageCommitIndex tells a CommitTrackingLogStore the commit index, which
-// it persists with the next write, so that a restart can replay committed
-// entries (Config.RestoreCommittedLogs).
-func (r *Raft) stageCommitIndex() {
-	if store, ok := r.logs.(CommitTrackingLogStore); ok {
-		if err := store.StageCommitIndex(r.getCommitIndex()); err != nil {
-			r.logger.Error("failed to stage commit index in log store", "error", err)
-		}
-	}
-}
-
-// reloadLastLog reads the last log entry back from the store.
-func (r *Raft) reloadLastLog() {
-	lastIndex, err := r.logs.LastIndex()
-	if err != nil {
-		r.logger.Error("failed to read last log index", "error", err)
-		return
-	}
-	if lastIndex == 0 {
-		r.setLastLog(0, 0)
-		return
-	}
-	var entry Log
-	if err := r.logs.GetLog(lastIndex, &entry); err != nil {
-		r.logger.Error("failed to read last log", "index", lastIndex, "error", err)
-		return
-	}
-	r.setLastLog(entry.Index, entry.Term)
-}
-
-// getEntry returns the entry at index, from memory when possible.
-func (r *Raft) getEntry(index uint64) (*Log, error) {
-	if entry, ok := r.tail.get(index); ok {
-		return entry, nil
-	}
-	entry := new(Log)
-	if err := r.logs.GetLog(index, entry); err != nil {
-		return nil, err
-	}
-	return entry, nil
 }

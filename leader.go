@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"errors"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,9 +30,7 @@ type leaderState struct {
 	verifyDoneCh chan *verifyFuture
 	// stepDownCh receives a newer term seen by a replicator.
 	stepDownCh chan uint64
-	// writer persists dispatched entries in parallel with replication.
-	writer *logWriter
-	// writeErrCh receives the log writer's failure.
+	// writeErrCh receives the failure of a write of this term's entries.
 	writeErrCh chan error
 	// stopCh is closed when the term of leadership ends.
 	stopCh chan struct{}
@@ -74,7 +73,6 @@ func (r *Raft) runLeader() {
 	// §5.4.2: the no-op at lastIndex+1 is the first entry of this term;
 	// commitment counts replicas only from there.
 	ls.commitment = newCommitment(ls.commitCh, r.configurations.latest, lastIndex+1)
-	ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
 	defer r.teardownLeader()
 
 	r.startStopReplication()
@@ -90,8 +88,9 @@ func (r *Raft) newLogFuture(entry Log) *logFuture {
 	return f
 }
 
-// teardownLeader ends a term of leadership: stop replication and the log
-// writer, and answer everything still waiting on this leader.
+// teardownLeader ends a term of leadership: stop replication, let this
+// term's queued writes finish, and answer everything still waiting on this
+// leader.
 func (r *Raft) teardownLeader() {
 	ls := &r.leaderState
 	close(ls.stopCh)
@@ -105,10 +104,10 @@ func (r *Raft) teardownLeader() {
 		repl.stop(0)
 		<-repl.done
 	}
-	if failed := ls.writer.stop(); failed {
-		// The disk refused some entries: forget what it does not hold.
-		r.tail.reset()
-		r.reloadLastLog()
+	// When the disk refused some entries, settle forgets what it does not
+	// hold.
+	if _, err := r.log.settle(); err != nil && !errors.Is(err, ErrRaftShutdown) {
+		r.logger.Error("failed to settle the log", "error", err)
 	}
 	for _, f := range ls.inflight {
 		f.respond(ErrLeadershipLost)
@@ -239,9 +238,15 @@ func (r *Raft) dispatchLogs(futures []*logFuture) {
 		entries[i] = &f.log
 	}
 	ls.inflight = append(ls.inflight, futures...)
-	r.tail.append(entries)
-	r.setLastLog(lastIndex, term)
-	ls.writer.write(entries)
+	commitment, errCh := ls.commitment, ls.writeErrCh
+	r.log.appendAsLeader(entries, func(durable uint64) {
+		commitment.match(r.localID, durable)
+	}, func(err error) {
+		select {
+		case errCh <- err:
+		default:
+		}
+	})
 	for _, repl := range ls.replState {
 		repl.trigger()
 	}

@@ -45,13 +45,16 @@ type Raft struct {
 	localAddr ServerAddress
 	logger    hclog.Logger
 
-	fsm       FSM
+	fsm FSM
+	// logs is the LogStore, for reading only: every write goes through
+	// log, its one writer.
 	logs      LogStore
 	stable    StableStore
 	snapshots SnapshotStore
 	trans     Transport
-	// tail holds the newest entries in memory (see logTail).
-	tail *logTail
+	// log owns the log: the store's writes, the in-memory tail, and the
+	// last-log and last-snapshot pairs.
+	log *raftLog
 	// rpcHeader is the header of every RPC this node sends.
 	rpcHeader RPCHeader
 
@@ -197,7 +200,6 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		stable:                stable,
 		snapshots:             snaps,
 		trans:                 trans,
-		tail:                  newLogTail(tailEntries),
 		opsCh:                 make(chan interface{}),
 		configurationChangeCh: make(chan *configurationChangeFuture),
 		rpcCh:                 trans.Consumer(),
@@ -213,6 +215,8 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	}
 	confCopy := *conf
 	r.conf.Store(&confCopy)
+	r.log = newRaftLog(logs, logger, r.shutdownCh, r.getCommitIndex,
+		func() uint64 { return r.config().TrailingLogs }, conf.strictInvariants)
 	r.rpcHeader = RPCHeader{
 		ProtocolVersion: conf.ProtocolVersion,
 		ID:              []byte(localID),
@@ -232,7 +236,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 
 	r.setStateValue(Follower)
 	r.currentTerm.Store(currentTerm)
-	r.setLastLog(lastLog.Index, lastLog.Term)
+	r.log.setLast(lastLog.Index, lastLog.Term)
 	r.publishLatestConfiguration()
 
 	if err := r.restoreSnapshot(); err != nil {
@@ -254,6 +258,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		return r, nil
 	}
 	trans.SetHeartbeatHandler(r.processHeartbeat)
+	r.goFunc(r.log.writeLoop)
 	r.goFunc(r.run)
 	r.goFunc(r.runFSM)
 	r.goFunc(r.runSnapshots)
@@ -429,15 +434,23 @@ func (r *Raft) run() {
 	}
 }
 
-// setState changes the role and tells observers.
-func (r *Raft) setState(state RaftState) {
+// setState changes the role and tells observers. Shutdown is final: a
+// node that has shut down never takes another role, whatever a goroutine
+// still finishing its work decides (a vote counted during Shutdown); it
+// returns false then.
+func (r *Raft) setState(state RaftState) bool {
 	r.heartbeatMu.Lock()
 	old := r.getState()
+	if old == Shutdown {
+		r.heartbeatMu.Unlock()
+		return false
+	}
 	r.setStateValue(state)
 	r.heartbeatMu.Unlock()
 	if old != state {
 		r.observe(state)
 	}
+	return true
 }
 
 // setLeader records the known leader and tells observers of a change.

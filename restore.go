@@ -78,14 +78,15 @@ func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
 		lf.respond(ErrAbortedByRestore)
 	}
 	ls.inflight = nil
-	// Let the log writer finish, so nothing writes to the log store while
-	// the gap is made; a fresh writer takes the entries after it.
-	if failed := ls.writer.stop(); failed {
-		ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
-		f.respond(errors.New("restore: the leader failed to write its log"))
+	// Let the queued writes finish, so the restore starts from the log
+	// the store holds.
+	if failed, err := r.log.settle(); err != nil || failed {
+		if err == nil {
+			err = errors.New("restore: the leader failed to write its log")
+		}
+		f.respond(err)
 		return
 	}
-	ls.writer = newLogWriter(r, ls.commitment, ls.writeErrCh)
 
 	lastIndex := r.getLastIndex()
 	index := max(lastIndex, f.meta.Index) + 1
@@ -119,15 +120,15 @@ func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
 		return
 	}
 
-	r.setLastSnapshot(index, term)
 	r.dispatchedIndex = index
-	if r.isMonotonic() {
-		// The store cannot hold the gap: drop the whole log.
-		r.deleteWholeLog()
-	} else {
-		r.tail.reset()
+	if err := r.log.restoreSnapshot(index, term, r.isMonotonic()); err != nil {
+		// The FSM holds the new state but the log does not line up with
+		// it: never serve it.
+		r.logger.Error("user restore failed to reset the log; shutting down", "error", err)
+		f.respond(fmt.Errorf("restore failed, node shut down: %w", err))
+		r.Shutdown()
+		return
 	}
-	r.setLastLog(index, term)
 	r.logger.Info("restored user snapshot", "index", index, "term", term, "size", f.meta.Size)
 
 	noop := r.newLogFuture(Log{Type: LogNoop})

@@ -23,7 +23,18 @@ type receiver struct {
 // after the bootstrap entry (index 1, term 1), then loads the node.
 func newReceiver(t *testing.T, terms ...uint64) *receiver {
 	t.Helper()
+	return newReceiverOn(t, nil, terms...)
+}
+
+// newReceiverOn is newReceiver on a store that wrap, if not nil, builds
+// around the faultStore.
+func newReceiverOn(t *testing.T, wrap func(*faultStore) raftStore, terms ...uint64) *receiver {
+	t.Helper()
 	store := newFaultStore(NewInmemStore())
+	var runStore raftStore = store
+	if wrap != nil {
+		runStore = wrap(store)
+	}
 	snaps := NewInmemSnapshotStore()
 	_, trans := NewInmemTransport("addr0")
 	conf := testConfig("node0")
@@ -40,8 +51,15 @@ func newReceiver(t *testing.T, terms ...uint64) *receiver {
 	if n := len(terms); n > 0 {
 		require.NoError(t, store.SetUint64(keyCurrentTerm, terms[n-1]))
 	}
-	r, err := NewRaft(conf, &testFSM{}, store, store, snaps, trans)
+	r, err := NewRaft(conf, &testFSM{}, runStore, runStore, snaps, trans)
 	require.NoError(t, err)
+	// No goroutine runs but the log's writer, which every write goes
+	// through.
+	r.goFunc(r.log.writeLoop)
+	t.Cleanup(func() {
+		r.Shutdown()
+		r.goroutines.Wait()
+	})
 	return &receiver{t: t, r: r, store: store}
 }
 

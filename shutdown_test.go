@@ -154,3 +154,25 @@ func TestShutdownResolvesPendingFutures(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownIsFinalEvenWhenAnElectionIsWonDuringIt covers a candidate
+// that counts its winning vote just before Shutdown and acts on it just
+// after: the node stays shut down and never names itself leader.
+func TestShutdownIsFinalEvenWhenAnElectionIsWonDuringIt(t *testing.T) {
+	rc := newReceiver(t, 1)
+	r := rc.r
+	r.setState(Candidate)
+	const term = 2
+	votes := make(chan voteResult, 2)
+	votes <- voteResult{voterID: "node1", term: term, granted: true}
+	require.True(t, r.awaitVotes("election", term, votes), "one granted vote of two others wins")
+
+	r.Shutdown()
+	r.becomeLeader(term)
+
+	require.Equal(t, Shutdown, r.State(), "a node left Shutdown")
+	_, leaderID := r.LeaderWithID()
+	require.Empty(t, leaderID, "a shut-down node named a leader")
+	r.setState(Follower)
+	require.Equal(t, Shutdown, r.State(), "a node left Shutdown")
+}

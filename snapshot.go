@@ -55,7 +55,9 @@ func (r *Raft) adoptSnapshotMeta(version SnapshotVersion, index, term uint64, co
 		}
 		configuration, configurationIndex = c, index
 	}
-	r.setLastSnapshot(index, term)
+	if err := r.log.moveSnapshot(index, term); err != nil {
+		return err
+	}
 	r.lastApplied.Store(index)
 	r.dispatchedIndex = max(r.dispatchedIndex, index)
 	if r.getCommitIndex() < index {
@@ -204,8 +206,7 @@ func (r *Raft) takeSnapshot() (string, error) {
 	if tracked.closeErr != nil {
 		return "", fmt.Errorf("failed to close snapshot: %w", tracked.closeErr)
 	}
-	r.setLastSnapshot(req.index, req.term)
-	if err := r.compactLogs(req.index); err != nil {
+	if err := r.log.snapshotTaken(req.index, req.term); err != nil {
 		return "", err
 	}
 	r.logger.Info("snapshot complete up to", "index", req.index)
@@ -229,38 +230,6 @@ func (s *closeTrackingSink) Close() error {
 	return s.closeErr
 }
 
-// compactLogs deletes the entries a snapshot at snapshotIndex covers,
-// keeping TrailingLogs entries for followers that are a little behind.
-func (r *Raft) compactLogs(snapshotIndex uint64) error {
-	defer measureSince([]string{"raft", "compactLogs"}, time.Now())
-	first, err := r.logs.FirstIndex()
-	if err != nil {
-		return fmt.Errorf("failed to get first log index: %w", err)
-	}
-	// The store's own last index, not the in-memory one: a leader's log
-	// writer may still be writing entries the snapshot already covers
-	// (they committed on followers' acknowledgements), and the log must
-	// stay contiguous once it has written them.
-	lastIndex, err := r.logs.LastIndex()
-	if err != nil {
-		return fmt.Errorf("failed to get last log index: %w", err)
-	}
-	trailing := r.config().TrailingLogs
-	if lastIndex <= trailing {
-		return nil
-	}
-	maxIndex := min(snapshotIndex, lastIndex-trailing)
-	if first == 0 || maxIndex < first {
-		return nil
-	}
-	r.logger.Info("compacting logs", "from", first, "to", maxIndex)
-	if err := r.logs.DeleteRange(first, maxIndex); err != nil {
-		return fmt.Errorf("log compaction failed: %w", err)
-	}
-	r.tail.dropThrough(maxIndex)
-	return nil
-}
-
 // installSnapshot handles an InstallSnapshot request: store the snapshot,
 // restore the FSM from it, adopt its configuration, and drop the log it
 // replaces.
@@ -281,6 +250,12 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		return
 	}
 	if req.Term < r.getCurrentTerm() {
+		return
+	}
+	if snapshotIndex, _ := r.getLastSnapshot(); req.LastLogIndex < snapshotIndex {
+		// A stale request (a retry of one we already served, say): our
+		// state is newer than the snapshot it carries.
+		rpcErr = fmt.Errorf("install snapshot: snapshot through %d is older than ours through %d", req.LastLogIndex, snapshotIndex)
 		return
 	}
 	if req.Term > r.getCurrentTerm() || r.getState() != Follower {
@@ -354,40 +329,14 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		rpcErr = err
 		return
 	}
-	r.trimLogAfterInstall(req.LastLogIndex, req.LastLogTerm)
+	if err := r.log.installSnapshot(req.LastLogIndex, req.LastLogTerm, r.isMonotonic()); err != nil {
+		r.logger.Error("failed to drop the log the snapshot replaces", "error", err)
+		rpcErr = err
+		return
+	}
 	r.logger.Info("installed remote snapshot", "index", req.LastLogIndex, "term", req.LastLogTerm)
 	resp.Success = true
 	r.lastContact.store(time.Now())
-}
-
-// trimLogAfterInstall drops the log a snapshot replaced. §7: if our log
-// holds the snapshot's last entry, the entries after it stay; otherwise the
-// whole log goes. A MonotonicLogStore cannot hold a gap, so it is emptied.
-func (r *Raft) trimLogAfterInstall(index, term uint64) {
-	entry, err := r.getEntry(index)
-	if err == nil && entry.Term == term && !r.isMonotonic() {
-		if err := r.compactLogs(index); err != nil {
-			r.logger.Error("failed to compact logs", "error", err)
-		}
-		return
-	}
-	r.deleteWholeLog()
-	r.setLastLog(0, 0)
-}
-
-// deleteWholeLog empties the log store and the in-memory tail, for a
-// snapshot that replaces the whole log.
-func (r *Raft) deleteWholeLog() {
-	first, err1 := r.logs.FirstIndex()
-	last, err2 := r.logs.LastIndex()
-	if err := errors.Join(err1, err2); err != nil {
-		r.logger.Error("failed to read log bounds", "error", err)
-	} else if last > 0 {
-		if err := r.logs.DeleteRange(first, last); err != nil {
-			r.logger.Error("failed to delete the log a snapshot replaced", "error", err)
-		}
-	}
-	r.tail.reset()
 }
 
 // isMonotonic reports whether the log store cannot hold gaps.

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -38,21 +37,15 @@ func (s RaftState) String() string {
 }
 
 // raftState holds the values other goroutines read without asking the main
-// loop. Only the main loop writes state, currentTerm, commitIndex and the
-// last log pair; the FSM runner writes lastApplied; the snapshot path writes
-// the last snapshot pair.
+// loop. Only the main loop writes currentTerm and commitIndex; state is
+// written by the main loop and by Shutdown, after which it never changes
+// again (setState); the FSM runner writes lastApplied. The last-log and
+// last-snapshot pairs belong to the log (raftLog).
 type raftState struct {
 	state       atomic.Uint32
 	currentTerm atomic.Uint64
 	commitIndex atomic.Uint64
 	lastApplied atomic.Uint64
-
-	// lastMu guards the two index/term pairs, which must be read together.
-	lastMu            sync.Mutex
-	lastLogIndex      uint64
-	lastLogTerm       uint64
-	lastSnapshotIndex uint64
-	lastSnapshotTerm  uint64
 }
 
 func (s *raftState) getState() RaftState       { return RaftState(s.state.Load()) }
@@ -61,48 +54,25 @@ func (s *raftState) getCurrentTerm() uint64    { return s.currentTerm.Load() }
 func (s *raftState) getCommitIndex() uint64    { return s.commitIndex.Load() }
 func (s *raftState) getLastApplied() uint64    { return s.lastApplied.Load() }
 
-func (s *raftState) getLastLog() (index, term uint64) {
-	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
-	return s.lastLogIndex, s.lastLogTerm
-}
+// getLastLog returns the index and term of the last entry in the log.
+func (r *Raft) getLastLog() (index, term uint64) { return r.log.last() }
 
-func (s *raftState) setLastLog(index, term uint64) {
-	s.lastMu.Lock()
-	s.lastLogIndex, s.lastLogTerm = index, term
-	s.lastMu.Unlock()
-}
-
-func (s *raftState) getLastSnapshot() (index, term uint64) {
-	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
-	return s.lastSnapshotIndex, s.lastSnapshotTerm
-}
-
-func (s *raftState) setLastSnapshot(index, term uint64) {
-	s.lastMu.Lock()
-	s.lastSnapshotIndex, s.lastSnapshotTerm = index, term
-	s.lastMu.Unlock()
-}
+// getLastSnapshot returns the index and term of the newest snapshot.
+func (r *Raft) getLastSnapshot() (index, term uint64) { return r.log.lastSnapshot() }
 
 // getLastIndex returns the index of the last entry, in the log or covered
 // by the newest snapshot.
-func (s *raftState) getLastIndex() uint64 {
-	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
-	return max(s.lastLogIndex, s.lastSnapshotIndex)
+func (r *Raft) getLastIndex() uint64 {
+	index, _ := r.log.lastEntry()
+	return index
 }
 
 // getLastEntry returns the index and term of the last entry, in the log or
 // covered by the newest snapshot.
-func (s *raftState) getLastEntry() (index, term uint64) {
-	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
-	if s.lastLogIndex >= s.lastSnapshotIndex {
-		return s.lastLogIndex, s.lastLogTerm
-	}
-	return s.lastSnapshotIndex, s.lastSnapshotTerm
-}
+func (r *Raft) getLastEntry() (index, term uint64) { return r.log.lastEntry() }
+
+// getEntry returns the entry at index, from memory when possible.
+func (r *Raft) getEntry(index uint64) (*Log, error) { return r.log.entry(index) }
 
 // atomicTime is a time.Time that can be read and written concurrently.
 type atomicTime struct {

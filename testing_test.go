@@ -145,6 +145,7 @@ func testConfig(id ServerID) *Config {
 	conf.LeaderLeaseTimeout = 50 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.Logger = testLogger(string(id))
+	conf.strictInvariants = true
 	return conf
 }
 

@@ -1,0 +1,571 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// raftLog is the node's log: the LogStore, the in-memory tail of recent
+// entries, and the last-log and last-snapshot pairs. It is the only writer
+// of the LogStore. Every write (the leader's new entries, a follower's
+// truncation and appends, compaction after a snapshot, the log a snapshot
+// replaces) is a command run in order by one goroutine that lives as long
+// as the node (writeLoop), so a store sees one writer, as the LogStore
+// contract promises, and writes land in the order the node decided them:
+// a deposed leader's queued entries reach the disk before the truncation
+// that replaces them, never after.
+//
+// The main loop decides what to write and keeps the tail and the last-log
+// pair; the writer only executes. The leader's writes are queued without
+// waiting (its disk write runs beside replication, dissertation §10.2.1);
+// every other write waits for its command to finish.
+type raftLog struct {
+	store  LogStore
+	tail   *logTail
+	logger hclog.Logger
+	// commitIndex reads the node's commit index: staged into a
+	// CommitTrackingLogStore before each write, and the floor below which
+	// nothing may be truncated.
+	commitIndex func() uint64
+	// trailingLogs reads Config.TrailingLogs, which ReloadConfig may change.
+	trailingLogs func() uint64
+	// strict turns a broken invariant into a panic (tests); otherwise it
+	// is logged and the operation fails with an error.
+	strict bool
+
+	// mu guards the two index/term pairs, which are read together.
+	mu                sync.Mutex
+	lastLogIndex      uint64
+	lastLogTerm       uint64
+	lastSnapshotIndex uint64
+	lastSnapshotTerm  uint64
+
+	cmds       chan *logCommand
+	shutdownCh <-chan struct{}
+	// leaderWriteFailed is set by the writer when a leader's write fails.
+	// From then on the writer skips leader writes and refuses follower
+	// appends, whose decisions assumed the failed entries, until settle
+	// has re-read the log's end from the store.
+	leaderWriteFailed atomic.Bool
+}
+
+// errLeaderWriteFailed refuses a follower append queued behind a failed
+// leader write: the append was decided against entries the store refused.
+var errLeaderWriteFailed = errors.New("log write refused: an earlier leader write failed")
+
+type logCommandKind int
+
+const (
+	// cmdLeaderAppend stores a leader's new entries; queued, not awaited.
+	cmdLeaderAppend logCommandKind = iota
+	// cmdFollowerAppend deletes a conflicting suffix, if any, and stores
+	// a follower's new entries.
+	cmdFollowerAppend
+	// cmdCompact deletes the entries a snapshot covers, keeping
+	// TrailingLogs.
+	cmdCompact
+	// cmdDeleteAll empties the log (a snapshot replaces all of it).
+	cmdDeleteAll
+	// cmdSettle waits for every earlier command and clears a leader
+	// write failure.
+	cmdSettle
+	// cmdExec runs a function against the store (bootstrap).
+	cmdExec
+)
+
+// logCommand is one write for the writer goroutine.
+type logCommand struct {
+	kind    logCommandKind
+	entries []*Log
+	// deleteFrom..deleteTo is the conflicting suffix a follower append
+	// removes first (deleteFrom 0: none).
+	deleteFrom, deleteTo uint64
+	// through is the snapshot index a compaction covers.
+	through uint64
+	// durable is called once a leader append is on disk; failed when the
+	// store refused it.
+	durable func(lastIndex uint64)
+	failed  func(error)
+	exec    func(LogStore) error
+	// done receives the outcome of a command the caller waits for; for
+	// cmdSettle, failed tells whether a leader write had failed.
+	done chan logResult
+}
+
+type logResult struct {
+	err    error
+	failed bool
+}
+
+func newRaftLog(store LogStore, logger hclog.Logger, shutdownCh <-chan struct{}, commitIndex, trailingLogs func() uint64, strict bool) *raftLog {
+	return &raftLog{
+		store:        store,
+		tail:         newLogTail(tailEntries),
+		logger:       logger,
+		commitIndex:  commitIndex,
+		trailingLogs: trailingLogs,
+		strict:       strict,
+		cmds:         make(chan *logCommand, 64),
+		shutdownCh:   shutdownCh,
+	}
+}
+
+// last returns the index and term of the last entry in the log (0, 0 when
+// it is empty), counting entries the leader is still writing.
+func (l *raftLog) last() (index, term uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastLogIndex, l.lastLogTerm
+}
+
+// lastSnapshot returns the index and term of the newest snapshot's last
+// entry.
+func (l *raftLog) lastSnapshot() (index, term uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSnapshotIndex, l.lastSnapshotTerm
+}
+
+// lastEntry returns the index and term of the last entry, in the log or
+// covered by the newest snapshot.
+func (l *raftLog) lastEntry() (index, term uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lastLogIndex >= l.lastSnapshotIndex {
+		return l.lastLogIndex, l.lastLogTerm
+	}
+	return l.lastSnapshotIndex, l.lastSnapshotTerm
+}
+
+func (l *raftLog) setLast(index, term uint64) {
+	l.mu.Lock()
+	l.lastLogIndex, l.lastLogTerm = index, term
+	l.mu.Unlock()
+}
+
+// entry returns the entry at index, from memory when possible.
+func (l *raftLog) entry(index uint64) (*Log, error) {
+	if entry, ok := l.tail.get(index); ok {
+		return entry, nil
+	}
+	entry := new(Log)
+	if err := l.store.GetLog(index, entry); err != nil {
+		return nil, err
+	}
+	return entry, nil
+}
+
+// submit hands a command to the writer; false when the node shuts down
+// first.
+func (l *raftLog) submit(cmd *logCommand) bool {
+	select {
+	case l.cmds <- cmd:
+		return true
+	case <-l.shutdownCh:
+		return false
+	}
+}
+
+// await submits a command and waits for its outcome.
+func (l *raftLog) await(cmd *logCommand) logResult {
+	cmd.done = make(chan logResult, 1)
+	if !l.submit(cmd) {
+		return logResult{err: ErrRaftShutdown}
+	}
+	select {
+	case res := <-cmd.done:
+		return res
+	case <-l.shutdownCh:
+		return logResult{err: ErrRaftShutdown}
+	}
+}
+
+// appendAsLeader adds a leader's new entries: they are in the log for
+// readers (replicators) at once, and on disk once durable is called.
+// failed is called if the store refuses them; the leader must then step
+// down, and settle re-reads where the log ends.
+func (l *raftLog) appendAsLeader(entries []*Log, durable func(uint64), failed func(error)) {
+	if len(entries) == 0 {
+		return
+	}
+	l.tail.append(entries)
+	last := entries[len(entries)-1]
+	l.setLast(last.Index, last.Term)
+	l.submit(&logCommand{kind: cmdLeaderAppend, entries: entries, durable: durable, failed: failed})
+}
+
+// followerAppend is what appendAsFollower did: the index of the first
+// entry it removed (0 for none) and the entries it stored.
+type followerAppend struct {
+	truncatedFrom uint64
+	stored        []*Log
+}
+
+// appendAsFollower stores the entries of an AppendEntries request whose
+// previous entry already matched, skipping the ones the log holds and
+// those at or below snapshotIndex (committed, so equal to the leader's),
+// and first removing a conflicting suffix (§5.3). It returns once the new
+// entries are durable.
+func (l *raftLog) appendAsFollower(entries []*Log, snapshotIndex uint64) (followerAppend, error) {
+	var out followerAppend
+	if l.leaderWriteFailed.Load() {
+		if _, err := l.settle(); err != nil {
+			return out, err
+		}
+	}
+	lastIndex, _ := l.last()
+	var newEntries []*Log
+	for i, entry := range entries {
+		if entry.Index <= snapshotIndex {
+			continue
+		}
+		if entry.Index > lastIndex {
+			newEntries = entries[i:]
+			break
+		}
+		stored, err := l.entry(entry.Index)
+		if err != nil {
+			return out, err
+		}
+		if stored.Term != entry.Term {
+			out.truncatedFrom = entry.Index
+			newEntries = entries[i:]
+			break
+		}
+	}
+	if len(newEntries) == 0 {
+		return out, nil
+	}
+	if out.truncatedFrom > 0 {
+		// Committed entries are the same on every server: a conflict at
+		// or below the commit index means a broken leader or store.
+		if commit := l.commitIndex(); out.truncatedFrom <= commit {
+			return followerAppend{}, l.violation("refusing to truncate the log from %d: entries up to %d are committed",
+				out.truncatedFrom, commit)
+		}
+		l.logger.Warn("clearing log suffix", "from", out.truncatedFrom, "to", lastIndex)
+	}
+	res := l.await(&logCommand{kind: cmdFollowerAppend, entries: newEntries,
+		deleteFrom: out.truncatedFrom, deleteTo: lastIndex})
+	if res.err != nil {
+		// Part of the command may have reached the store: learn where the
+		// log ends from the store.
+		if errors.Is(res.err, errLeaderWriteFailed) {
+			if _, err := l.settle(); err != nil {
+				return followerAppend{}, err
+			}
+		} else if !errors.Is(res.err, ErrRaftShutdown) {
+			l.reload()
+		}
+		// The truncation may have happened: the caller must not rely on
+		// what it removed.
+		return followerAppend{truncatedFrom: out.truncatedFrom}, res.err
+	}
+	if out.truncatedFrom > 0 {
+		l.tail.truncateAfter(out.truncatedFrom - 1)
+	}
+	l.tail.append(newEntries)
+	last := newEntries[len(newEntries)-1]
+	l.setLast(last.Index, last.Term)
+	out.stored = newEntries
+	return out, nil
+}
+
+// settle waits until every write queued so far has finished. When a
+// leader write had failed (failed), it forgets the tail and re-reads the
+// log's end from the store, which then holds exactly what the log is.
+func (l *raftLog) settle() (failed bool, err error) {
+	res := l.await(&logCommand{kind: cmdSettle})
+	if res.err != nil {
+		return false, res.err
+	}
+	if res.failed {
+		l.reload()
+	}
+	return res.failed, nil
+}
+
+// reload forgets the tail and reads the last entry back from the store.
+func (l *raftLog) reload() {
+	l.tail.reset()
+	lastIndex, err := l.store.LastIndex()
+	if err != nil {
+		l.logger.Error("failed to read last log index", "error", err)
+		return
+	}
+	if lastIndex == 0 {
+		l.setLast(0, 0)
+		return
+	}
+	var entry Log
+	if err := l.store.GetLog(lastIndex, &entry); err != nil {
+		l.logger.Error("failed to read last log", "index", lastIndex, "error", err)
+		return
+	}
+	l.setLast(entry.Index, entry.Term)
+}
+
+// snapshotTaken records a local snapshot through index and compacts the
+// log it covers. A snapshot that finished after a newer one was installed
+// leaves the newer one in place.
+func (l *raftLog) snapshotTaken(index, term uint64) error {
+	l.mu.Lock()
+	if index > l.lastSnapshotIndex {
+		l.lastSnapshotIndex, l.lastSnapshotTerm = index, term
+	}
+	l.mu.Unlock()
+	return l.await(&logCommand{kind: cmdCompact, through: index}).err
+}
+
+// installSnapshot makes a snapshot through (index, term) the start of the
+// log. §7: if the log holds the snapshot's last entry, the entries after it
+// stay (a MonotonicLogStore cannot hold the gap compaction may leave, so it
+// is emptied instead); otherwise the whole log goes.
+func (l *raftLog) installSnapshot(index, term uint64, monotonic bool) error {
+	if _, err := l.settle(); err != nil {
+		return err
+	}
+	if err := l.moveSnapshot(index, term); err != nil {
+		return err
+	}
+	if entry, err := l.entry(index); err == nil && entry.Term == term && !monotonic {
+		return l.await(&logCommand{kind: cmdCompact, through: index}).err
+	}
+	err := l.await(&logCommand{kind: cmdDeleteAll}).err
+	l.setLast(0, 0)
+	return err
+}
+
+// restoreSnapshot makes a user's snapshot, through (index, term), the
+// whole state: the log continues after it. A MonotonicLogStore is emptied;
+// other stores keep their entries below the gap. The caller has settled
+// the log.
+func (l *raftLog) restoreSnapshot(index, term uint64, monotonic bool) error {
+	if err := l.moveSnapshot(index, term); err != nil {
+		return err
+	}
+	var err error
+	if monotonic {
+		err = l.await(&logCommand{kind: cmdDeleteAll}).err
+	}
+	l.tail.reset()
+	l.setLast(index, term)
+	return err
+}
+
+// moveSnapshot sets the last-snapshot pair, which never moves back.
+func (l *raftLog) moveSnapshot(index, term uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if index < l.lastSnapshotIndex {
+		return l.violation("refusing to move the last snapshot back from %d to %d", l.lastSnapshotIndex, index)
+	}
+	l.lastSnapshotIndex, l.lastSnapshotTerm = index, term
+	return nil
+}
+
+// exec runs fn against the store on the writer and waits for it.
+func (l *raftLog) exec(fn func(LogStore) error) error {
+	return l.await(&logCommand{kind: cmdExec, exec: fn}).err
+}
+
+// violation reports a broken invariant of the log: a panic in strict mode
+// (tests), an error otherwise.
+func (l *raftLog) violation(format string, args ...any) error {
+	err := fmt.Errorf("raft log invariant broken: "+format, args...)
+	if l.strict {
+		panic(err)
+	}
+	l.logger.Error(err.Error())
+	return err
+}
+
+// writeLoop is the writer goroutine: it runs commands in the order they
+// were submitted until the node shuts down. Leader appends waiting back to
+// back are merged into one StoreLogs.
+func (l *raftLog) writeLoop() {
+	var next *logCommand
+	var batch []*Log
+	var merged []*logCommand
+	for {
+		cmd := next
+		next = nil
+		if cmd == nil {
+			select {
+			case cmd = <-l.cmds:
+			case <-l.shutdownCh:
+				return
+			}
+		}
+		if cmd.kind != cmdLeaderAppend {
+			l.run(cmd)
+			continue
+		}
+		batch = append(batch[:0], cmd.entries...)
+		merged = append(merged[:0], cmd)
+	merge:
+		for {
+			select {
+			case more := <-l.cmds:
+				if more.kind != cmdLeaderAppend {
+					next = more
+					break merge
+				}
+				batch = append(batch, more.entries...)
+				merged = append(merged, more)
+			default:
+				break merge
+			}
+		}
+		l.writeLeaderBatch(batch, merged)
+		clear(batch)
+		clear(merged)
+	}
+}
+
+// writeLeaderBatch stores merged leader appends with one StoreLogs.
+func (l *raftLog) writeLeaderBatch(batch []*Log, merged []*logCommand) {
+	if l.leaderWriteFailed.Load() {
+		// After a failure nothing more of the leader's is written: it is
+		// stepping down, and settle re-reads the log from the store.
+		return
+	}
+	start := time.Now()
+	l.stageCommitIndex()
+	if err := l.store.StoreLogs(batch); err != nil {
+		l.leaderWriteFailed.Store(true)
+		for _, cmd := range merged {
+			if cmd.failed != nil {
+				cmd.failed(err)
+			}
+		}
+		return
+	}
+	measureSince([]string{"raft", "leader", "storeLogs"}, start)
+	if l.strict {
+		l.checkStoreEndsAt(batch[len(batch)-1])
+	}
+	lastIndex := batch[len(batch)-1].Index
+	for _, cmd := range merged {
+		if cmd.durable != nil {
+			cmd.durable(lastIndex)
+		}
+	}
+}
+
+// run executes one command other than a leader append.
+func (l *raftLog) run(cmd *logCommand) {
+	var res logResult
+	switch cmd.kind {
+	case cmdFollowerAppend:
+		res.err = l.writeFollowerAppend(cmd)
+	case cmdCompact:
+		res.err = l.compact(cmd.through)
+	case cmdDeleteAll:
+		res.err = l.deleteAll()
+	case cmdSettle:
+		res.failed = l.leaderWriteFailed.Swap(false)
+	case cmdExec:
+		res.err = cmd.exec(l.store)
+	}
+	if cmd.done != nil {
+		cmd.done <- res
+	}
+}
+
+func (l *raftLog) writeFollowerAppend(cmd *logCommand) error {
+	if l.leaderWriteFailed.Load() {
+		return errLeaderWriteFailed
+	}
+	if cmd.deleteFrom > 0 {
+		if err := l.store.DeleteRange(cmd.deleteFrom, cmd.deleteTo); err != nil {
+			return err
+		}
+	}
+	l.stageCommitIndex()
+	if err := l.store.StoreLogs(cmd.entries); err != nil {
+		return err
+	}
+	if l.strict {
+		l.checkStoreEndsAt(cmd.entries[len(cmd.entries)-1])
+	}
+	return nil
+}
+
+// compact deletes the entries a snapshot through snapshotIndex covers,
+// keeping TrailingLogs entries for followers that are a little behind. It
+// goes by the store's own bounds.
+func (l *raftLog) compact(snapshotIndex uint64) error {
+	defer measureSince([]string{"raft", "compactLogs"}, time.Now())
+	first, err := l.store.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("failed to get first log index: %w", err)
+	}
+	lastIndex, err := l.store.LastIndex()
+	if err != nil {
+		return fmt.Errorf("failed to get last log index: %w", err)
+	}
+	trailing := l.trailingLogs()
+	if lastIndex <= trailing {
+		return nil
+	}
+	maxIndex := min(snapshotIndex, lastIndex-trailing)
+	if first == 0 || maxIndex < first {
+		return nil
+	}
+	if commit := l.commitIndex(); maxIndex > commit {
+		return l.violation("refusing to compact through %d: only %d is committed", maxIndex, commit)
+	}
+	l.logger.Info("compacting logs", "from", first, "to", maxIndex)
+	if err := l.store.DeleteRange(first, maxIndex); err != nil {
+		return fmt.Errorf("log compaction failed: %w", err)
+	}
+	l.tail.dropThrough(maxIndex)
+	return nil
+}
+
+// deleteAll empties the store and the tail.
+func (l *raftLog) deleteAll() error {
+	first, err1 := l.store.FirstIndex()
+	last, err2 := l.store.LastIndex()
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("failed to read log bounds: %w", err)
+	}
+	l.tail.reset()
+	if last == 0 {
+		return nil
+	}
+	if err := l.store.DeleteRange(first, last); err != nil {
+		return fmt.Errorf("failed to delete the log a snapshot replaced: %w", err)
+	}
+	return nil
+}
+
+// stageCommitIndex tells a CommitTrackingLogStore the commit index, which
+// it persists with the next write, so that a restart can replay committed
+// entries (Config.RestoreCommittedLogs).
+func (l *raftLog) stageCommitIndex() {
+	if store, ok := l.store.(CommitTrackingLogStore); ok {
+		if err := store.StageCommitIndex(l.commitIndex()); err != nil {
+			l.logger.Error("failed to stage commit index in log store", "error", err)
+		}
+	}
+}
+
+// checkStoreEndsAt checks, in strict mode, that the store ends with the
+// entry just written.
+func (l *raftLog) checkStoreEndsAt(want *Log) {
+	lastIndex, err := l.store.LastIndex()
+	if err != nil {
+		return
+	}
+	var got Log
+	if lastIndex != want.Index || l.store.GetLog(lastIndex, &got) != nil || got.Term != want.Term {
+		_ = l.violation("the store ends at %d (term %d) after writing %d (term %d)", lastIndex, got.Term, want.Index, want.Term)
+	}
+}
