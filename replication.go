@@ -253,12 +253,15 @@ func (s *followerReplication) pipelineReplicate() (newerTerm bool) {
 	matched.Store(s.nextIndex - 1)
 	var sawNewerTerm atomic.Bool
 	stopRecv := make(chan struct{})
+	recvFailed := make(chan struct{})
 	recvDone := make(chan struct{})
 	go func() {
 		defer close(recvDone)
-		s.pipelineReceive(pipeline, stopRecv, &matched, &sawNewerTerm)
+		s.pipelineReceive(pipeline, stopRecv, recvFailed, &matched, &sawNewerTerm)
 	}()
 	defer func() {
+		// The pipeline is closed here and only here: a transport's Close
+		// need not be idempotent.
 		_ = pipeline.Close()
 		close(stopRecv)
 		<-recvDone
@@ -279,7 +282,7 @@ func (s *followerReplication) pipelineReplicate() (newerTerm bool) {
 			return false
 		case <-r.shutdownCh:
 			return false
-		case <-recvDone:
+		case <-recvFailed:
 			return false
 		case <-s.triggerCh:
 		case <-randomTimeout(r.config().CommitTimeout):
@@ -319,48 +322,69 @@ func (s *followerReplication) pipelineReplicate() (newerTerm bool) {
 	}
 }
 
-// pipelineReceive handles the pipeline's answers in order until one fails
-// or stopRecv closes; a failure closes the pipeline, which ends the sender.
+// pipelineReceive handles the pipeline's answers in order until one fails,
+// then closes failed, which ends the sender, and drains the answers still
+// coming (so a sender waiting for room in the window is not stuck) until
+// stopRecv closes.
 func (s *followerReplication) pipelineReceive(pipeline AppendPipeline, stopRecv <-chan struct{},
-	matched *atomic.Uint64, sawNewerTerm *atomic.Bool) {
-	r := s.r
-	peer := s.getPeer()
+	failed chan<- struct{}, matched *atomic.Uint64, sawNewerTerm *atomic.Bool) {
 	for {
 		select {
 		case <-stopRecv:
 			return
-		case future := <-pipeline.Consumer():
-			err := future.Error()
-			resp := future.Response()
-			req := future.Request()
-			if err == nil {
-				appendStats(r, peer.ID, future.Start(), len(req.Entries))
-			}
-			switch {
-			case err != nil:
-				if !errors.Is(err, ErrPipelineShutdown) {
-					r.logger.Error("pipelined appendEntries failed", "peer", peer.ID, "error", err)
-				}
-			case resp.Term > s.term:
-				sawNewerTerm.Store(true)
-				s.signalStepDown(resp.Term)
-			case !resp.Success:
-				s.lastContact.store(time.Now())
-			default:
-				s.lastContact.store(time.Now())
-				s.storeAckedSend(future.Start())
-				last := req.PrevLogEntry
-				if n := len(req.Entries); n > 0 {
-					last = req.Entries[n-1].Index
-				}
-				matched.Store(last)
-				s.commitment.match(peer.ID, last)
+		case future, ok := <-pipeline.Consumer():
+			if ok && s.pipelineAnswer(future, matched, sawNewerTerm) {
 				continue
 			}
-			_ = pipeline.Close()
-			return
+		}
+		close(failed)
+		for {
+			select {
+			case <-stopRecv:
+				return
+			case _, ok := <-pipeline.Consumer():
+				if !ok {
+					<-stopRecv
+					return
+				}
+			}
 		}
 	}
+}
+
+// pipelineAnswer handles one pipelined answer; false when it ends the
+// pipeline (an error, a rejection or a newer term).
+func (s *followerReplication) pipelineAnswer(future AppendFuture, matched *atomic.Uint64, sawNewerTerm *atomic.Bool) bool {
+	r := s.r
+	peer := s.getPeer()
+	err := future.Error()
+	resp := future.Response()
+	req := future.Request()
+	if err == nil {
+		appendStats(r, peer.ID, future.Start(), len(req.Entries))
+	}
+	switch {
+	case err != nil:
+		if !errors.Is(err, ErrPipelineShutdown) {
+			r.logger.Error("pipelined appendEntries failed", "peer", peer.ID, "error", err)
+		}
+	case resp.Term > s.term:
+		sawNewerTerm.Store(true)
+		s.signalStepDown(resp.Term)
+	case !resp.Success:
+		s.lastContact.store(time.Now())
+	default:
+		s.lastContact.store(time.Now())
+		s.storeAckedSend(future.Start())
+		last := req.PrevLogEntry
+		if n := len(req.Entries); n > 0 {
+			last = req.Entries[n-1].Index
+		}
+		matched.Store(last)
+		s.commitment.match(peer.ID, last)
+		return true
+	}
+	return false
 }
 
 // replicateTo sends entries until the peer has every entry up to
