@@ -16,6 +16,8 @@ import (
 type closeCountingTransport struct {
 	*InmemTransport
 	failEvery int
+	// failed counts the answers failed on purpose.
+	failed    atomic.Int32
 	mu        sync.Mutex
 	pipelines []*closeCountingPipeline
 }
@@ -23,6 +25,7 @@ type closeCountingTransport struct {
 type closeCountingPipeline struct {
 	AppendPipeline
 	closes    atomic.Int32
+	failed    *atomic.Int32
 	consumer  chan AppendFuture
 	closeCh   chan struct{}
 	closeOnce sync.Once
@@ -55,6 +58,7 @@ func (p *closeCountingPipeline) forward(failEvery int) {
 		}
 		if n%failEvery == 0 {
 			future = failedFuture{future}
+			p.failed.Add(1)
 		}
 		select {
 		case p.consumer <- future:
@@ -69,7 +73,7 @@ func (t *closeCountingTransport) AppendEntriesPipeline(id ServerID, target Serve
 	if err != nil {
 		return nil, err
 	}
-	p := &closeCountingPipeline{AppendPipeline: inner, consumer: make(chan AppendFuture), closeCh: make(chan struct{})}
+	p := &closeCountingPipeline{AppendPipeline: inner, consumer: make(chan AppendFuture), closeCh: make(chan struct{}), failed: &t.failed}
 	go p.forward(t.failEvery)
 	t.mu.Lock()
 	t.pipelines = append(t.pipelines, p)
@@ -99,12 +103,16 @@ func TestEveryPipelineIsClosedExactlyOnce(t *testing.T) {
 		})
 		c := newTestCluster(t, 3, clusterOptions{wrapTransport: wrap})
 		leader := c.leader()
-		applyN(t, leader.raft, "a", 100)
-		c.waitApplied(100)
+		// One entry at a time, so every entry gets answers of its own,
+		// until several answers have failed.
+		for i := 0; transports[leader.id].failed.Load() < 3; i++ {
+			require.Less(t, i, 1000, "no answer failed")
+			require.NoError(t, leader.raft.Apply([]byte("a"), 0).Error())
+		}
 		c.close()
 
 		counts := transports[leader.id].closeCounts()
-		require.Greater(t, len(counts), 2, "no pipeline was ended by a failed answer")
+		require.GreaterOrEqual(t, len(counts), 3, "each failed answer ends a pipeline and a new one opens")
 		for i, n := range counts {
 			require.Equal(t, int32(1), n, "pipeline %d was closed %d times", i, n)
 		}
