@@ -215,3 +215,99 @@ func TestDeposedLeadersPendingWriteNeverOverwritesTheNewLeadersEntryInACluster(t
 		c.requireSameFSMs()
 	})
 }
+
+// recordViolations makes rc's log record broken invariants instead of
+// panicking, and returns what it recorded. Call it before any write.
+func recordViolations(rc *receiver) func() []error {
+	var mu sync.Mutex
+	var got []error
+	rc.r.log.violated = func(err error) {
+		mu.Lock()
+		got = append(got, err)
+		mu.Unlock()
+	}
+	return func() []error {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]error(nil), got...)
+	}
+}
+
+func TestFollowerNeverTruncatesCommittedEntries(t *testing.T) {
+	// Our log: 1:t1 2:t2 3:t2, committed through 3. A leader (broken, or
+	// talking to a broken store) says entry 3 is of term 3.
+	rc := newReceiver(t, 2, 2)
+	violations := recordViolations(rc)
+	require.True(t, rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 2, PrevLogEntry: 3, PrevLogTerm: 2, LeaderCommitIndex: 3,
+	}).Success)
+	require.Equal(t, uint64(3), rc.r.getCommitIndex())
+
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 3, PrevLogEntry: 2, PrevLogTerm: 2,
+		Entries: []*Log{{Index: 3, Term: 3}},
+	})
+	require.False(t, resp.Success, "a committed entry was replaced")
+	require.Equal(t, []uint64{1, 2, 2}, rc.logTerms())
+	require.Len(t, violations(), 1, "the refusal must be reported as a broken invariant")
+}
+
+func TestLastSnapshotNeverMovesBack(t *testing.T) {
+	rc := newReceiver(t, 1, 1)
+	violations := recordViolations(rc)
+	require.NoError(t, rc.r.log.moveSnapshot(3, 1))
+	require.Error(t, rc.r.log.moveSnapshot(2, 1))
+	index, term := rc.r.getLastSnapshot()
+	require.Equal(t, [2]uint64{3, 1}, [2]uint64{index, term})
+	require.Len(t, violations(), 1)
+
+	// A snapshot the node took before a newer one was installed does
+	// not move it back either, and is no violation.
+	require.NoError(t, rc.r.log.snapshotTaken(2, 1))
+	index, _ = rc.r.getLastSnapshot()
+	require.Equal(t, uint64(3), index)
+	require.Len(t, violations(), 1)
+}
+
+func TestInstallSnapshotOlderThanOursIsRefused(t *testing.T) {
+	rc := newReceiver(t, 1, 1)
+	require.NoError(t, rc.r.log.moveSnapshot(3, 1))
+	resp := rc.call(&InstallSnapshotRequest{
+		RPCHeader: header("node1"), SnapshotVersion: SnapshotVersionMax, Term: 1,
+		LastLogIndex: 2, LastLogTerm: 1, Size: 0,
+	})
+	require.ErrorContains(t, resp.Error, "older than ours")
+	index, _ := rc.r.getLastSnapshot()
+	require.Equal(t, uint64(3), index)
+}
+
+// forgetfulStore acknowledges log writes it does not make.
+type forgetfulStore struct {
+	*faultStore
+	forget atomic.Bool
+}
+
+func (s *forgetfulStore) StoreLogs(logs []*Log) error {
+	if s.forget.Load() {
+		return nil
+	}
+	return s.faultStore.StoreLogs(logs)
+}
+
+func TestStoreThatDisagreesWithTheLogIsCaught(t *testing.T) {
+	var forgetful *forgetfulStore
+	rc := newReceiverOn(t, func(s *faultStore) raftStore {
+		forgetful = &forgetfulStore{faultStore: s}
+		return forgetful
+	}, 1)
+	violations := recordViolations(rc)
+	forgetful.forget.Store(true)
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 1, PrevLogEntry: 2, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 3, Term: 1}},
+	})
+	require.False(t, resp.Success, "an entry the store does not hold was acknowledged")
+	require.Len(t, violations(), 1)
+	index, _ := rc.r.getLastLog()
+	require.Equal(t, uint64(2), index, "the log must say what the store holds")
+}

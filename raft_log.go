@@ -34,9 +34,11 @@ type raftLog struct {
 	commitIndex func() uint64
 	// trailingLogs reads Config.TrailingLogs, which ReloadConfig may change.
 	trailingLogs func() uint64
-	// strict turns a broken invariant into a panic (tests); otherwise it
-	// is logged and the operation fails with an error.
-	strict bool
+	// violated, when set (tests), is told of every broken invariant, and
+	// checks that cost a store read run too; either way the invariant's
+	// operation fails with an error and the break is logged. It must be
+	// set before the writer starts.
+	violated func(error)
 
 	// mu guards the two index/term pairs, which are read together.
 	mu                sync.Mutex
@@ -103,13 +105,17 @@ type logResult struct {
 }
 
 func newRaftLog(store LogStore, logger hclog.Logger, shutdownCh <-chan struct{}, commitIndex, trailingLogs func() uint64, strict bool) *raftLog {
+	var violated func(error)
+	if strict {
+		violated = func(err error) { panic(err) }
+	}
 	return &raftLog{
 		store:        store,
 		tail:         newLogTail(tailEntries),
 		logger:       logger,
 		commitIndex:  commitIndex,
 		trailingLogs: trailingLogs,
-		strict:       strict,
+		violated:     violated,
 		cmds:         make(chan *logCommand, 64),
 		shutdownCh:   shutdownCh,
 	}
@@ -374,14 +380,14 @@ func (l *raftLog) exec(fn func(LogStore) error) error {
 	return l.await(&logCommand{kind: cmdExec, exec: fn}).err
 }
 
-// violation reports a broken invariant of the log: a panic in strict mode
-// (tests), an error otherwise.
+// violation reports a broken invariant of the log: logged and returned as
+// an error, and told to violated in tests (strict mode panics there).
 func (l *raftLog) violation(format string, args ...any) error {
 	err := fmt.Errorf("raft log invariant broken: "+format, args...)
-	if l.strict {
-		panic(err)
-	}
 	l.logger.Error(err.Error())
+	if l.violated != nil {
+		l.violated(err)
+	}
 	return err
 }
 
@@ -437,7 +443,12 @@ func (l *raftLog) writeLeaderBatch(batch []*Log, merged []*logCommand) {
 	}
 	start := time.Now()
 	l.stageCommitIndex()
-	if err := l.store.StoreLogs(batch); err != nil {
+	err := l.store.StoreLogs(batch)
+	measureSince([]string{"raft", "leader", "storeLogs"}, start)
+	if err == nil && l.violated != nil {
+		err = l.checkStoreEndsAt(batch[len(batch)-1])
+	}
+	if err != nil {
 		l.leaderWriteFailed.Store(true)
 		for _, cmd := range merged {
 			if cmd.failed != nil {
@@ -445,10 +456,6 @@ func (l *raftLog) writeLeaderBatch(batch []*Log, merged []*logCommand) {
 			}
 		}
 		return
-	}
-	measureSince([]string{"raft", "leader", "storeLogs"}, start)
-	if l.strict {
-		l.checkStoreEndsAt(batch[len(batch)-1])
 	}
 	lastIndex := batch[len(batch)-1].Index
 	for _, cmd := range merged {
@@ -491,8 +498,8 @@ func (l *raftLog) writeFollowerAppend(cmd *logCommand) error {
 	if err := l.store.StoreLogs(cmd.entries); err != nil {
 		return err
 	}
-	if l.strict {
-		l.checkStoreEndsAt(cmd.entries[len(cmd.entries)-1])
+	if l.violated != nil {
+		return l.checkStoreEndsAt(cmd.entries[len(cmd.entries)-1])
 	}
 	return nil
 }
@@ -557,15 +564,16 @@ func (l *raftLog) stageCommitIndex() {
 	}
 }
 
-// checkStoreEndsAt checks, in strict mode, that the store ends with the
-// entry just written.
-func (l *raftLog) checkStoreEndsAt(want *Log) {
+// checkStoreEndsAt checks (tests only: it costs two reads) that the store
+// ends with the entry just written, as the tail and the last-log pair say.
+func (l *raftLog) checkStoreEndsAt(want *Log) error {
 	lastIndex, err := l.store.LastIndex()
 	if err != nil {
-		return
+		return err
 	}
 	var got Log
 	if lastIndex != want.Index || l.store.GetLog(lastIndex, &got) != nil || got.Term != want.Term {
-		_ = l.violation("the store ends at %d (term %d) after writing %d (term %d)", lastIndex, got.Term, want.Index, want.Term)
+		return l.violation("the store ends at %d (term %d) after writing %d (term %d)", lastIndex, got.Term, want.Index, want.Term)
 	}
+	return nil
 }
