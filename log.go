@@ -80,10 +80,13 @@ type Log struct {
 // LogStore provides an interface for storing and retrieving logs in a
 // durable fashion.
 //
-// Contract: a LogStore is used by one writer (the Raft node) and may be read
-// concurrently by other goroutines of that node. StoreLog and StoreLogs must
-// not return until the entries are durable to the degree the application
-// needs: Raft acknowledges entries to peers right after these return.
+// Contract: a LogStore has one writer. Every StoreLog, StoreLogs and
+// DeleteRange call of a node comes from one goroutine of that node, one
+// call at a time, in the order the node decided them; other goroutines of
+// the node (replicators, the FSM runner) may read (FirstIndex, LastIndex,
+// GetLog) at the same time. StoreLog and StoreLogs must not return until
+// the entries are durable to the degree the application needs: Raft
+// acknowledges entries to peers right after these return.
 type LogStore interface {
 	// FirstIndex returns the first index written. 0 for no entries.
 	FirstIndex() (uint64, error)
