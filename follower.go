@@ -89,26 +89,120 @@ func (r *Raft) handleOpNotLeader(op interface{}) {
 	}
 }
 
-// appendEntries handles an AppendEntries request (§5.3), in any role.
-func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
-	defer measureSince([]string{"raft", "rpc", "appendEntries"}, time.Now())
-	lastIndex := r.getLastIndex()
-	resp := &AppendEntriesResponse{
-		RPCHeader: r.header(),
-		Term:      r.getCurrentTerm(),
-		LastLog:   lastIndex,
-	}
-	var rpcErr error
-	defer func() { rpc.Respond(resp, rpcErr) }()
+// maxAppendGroup bounds how many AppendEntries requests waiting on the
+// RPC channel are handled together.
+const maxAppendGroup = 64
 
+// appendRequest is one AppendEntries request of a group handled together.
+type appendRequest struct {
+	rpc  RPC
+	req  *AppendEntriesRequest
+	resp *AppendEntriesResponse
+	// accepted: the request's previous entry matched and its entries are
+	// staged; it succeeds once they are durable.
+	accepted bool
+	// stored are the entries it added to the log.
+	stored []*Log
+}
+
+// appendEntries handles an AppendEntries request (§5.3), in any role,
+// together with the AppendEntries requests of the same leader and term
+// already waiting behind it (a pipelined stream): their new entries reach
+// the disk with one write, and each is answered, in order, once that
+// write is durable (follower group commit). It returns an RPC it took off
+// the channel but could not group, for the caller to handle next.
+func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) (next *RPC) {
+	defer measureSince([]string{"raft", "rpc", "appendEntries"}, time.Now())
+	group := []*appendRequest{{rpc: rpc, req: a}}
+	if len(a.Entries) > 0 {
+	collect:
+		for len(group) < maxAppendGroup {
+			select {
+			case more := <-r.rpcCh:
+				req, ok := more.Command.(*AppendEntriesRequest)
+				if !ok || req.Term != a.Term || string(req.ID) != string(a.ID) || r.checkRPCHeader(more) != nil {
+					next = &more
+					break collect
+				}
+				group = append(group, &appendRequest{rpc: more, req: req})
+			default:
+				break collect
+			}
+		}
+	}
+	if len(group) > 1 {
+		addSample([]string{"raft", "rpc", "appendEntries", "group"}, float32(len(group)))
+	}
+	r.appendGroup(group)
+	return next
+}
+
+// appendGroup checks and stages each request of group in order, writes
+// what they add with as few writes as possible (one, unless a request
+// truncates a conflicting suffix after others added entries), then
+// advances the commit index and answers them in order.
+func (r *Raft) appendGroup(group []*appendRequest) {
+	var w followerWrite
+	var writeErr error
+	if err := r.log.settleIfLeaderWriteFailed(); err != nil {
+		writeErr = err
+	}
+	start := time.Now()
+	for _, ar := range group {
+		ar.resp = &AppendEntriesResponse{RPCHeader: r.header(), Term: r.getCurrentTerm(), LastLog: r.getLastIndex()}
+		if writeErr != nil || !r.checkAppend(ar.req, ar.resp) {
+			continue
+		}
+		snapshotIndex, _ := r.getLastSnapshot()
+		plan, err := r.log.planAsFollower(ar.req.Entries, snapshotIndex)
+		if err == nil && plan.truncatedFrom > 0 && !w.empty() {
+			// The truncation waits for what is gathered so far.
+			err = r.log.flush(&w)
+			if err == nil {
+				plan, err = r.log.planAsFollower(ar.req.Entries, snapshotIndex)
+			}
+		}
+		if err != nil {
+			writeErr = err
+			continue
+		}
+		if plan.truncatedFrom > 0 && plan.truncatedFrom <= r.configurations.latestIndex {
+			// The latest configuration is in the suffix that goes.
+			r.setLatestConfiguration(r.configurations.committed, r.configurations.committedIndex)
+		}
+		r.log.stage(&w, plan)
+		ar.accepted, ar.stored = true, plan.newEntries
+	}
+	if err := r.log.flush(&w); err != nil && writeErr == nil {
+		writeErr = err
+	}
+	if writeErr != nil {
+		r.logger.Error("failed to append to logs", "error", writeErr)
+	} else {
+		measureSince([]string{"raft", "rpc", "appendEntries", "storeLogs"}, start)
+	}
+
+	for _, ar := range group {
+		if ar.accepted && writeErr == nil {
+			r.finishAppend(ar)
+		}
+		ar.resp.LastLog = r.getLastIndex()
+		ar.rpc.Respond(ar.resp, nil)
+	}
+}
+
+// checkAppend applies the rules that come before an AppendEntries request's
+// entries are looked at: its term, the leader it names, and the match of
+// its previous entry (log matching). False means answer resp as it is.
+func (r *Raft) checkAppend(a *AppendEntriesRequest, resp *AppendEntriesResponse) bool {
 	if a.Term < r.getCurrentTerm() {
-		return
+		return false
 	}
 	// A leader of this term or a newer one exists: follow it. A candidate
 	// started by TimeoutNow keeps campaigning against the old leader.
 	if a.Term > r.getCurrentTerm() || (r.getState() != Follower && !r.candidateFromLeadershipTransfer.Load()) {
 		if err := r.stepDownTo(a.Term); err != nil {
-			return
+			return false
 		}
 		resp.Term = a.Term
 	}
@@ -129,44 +223,45 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 			prevTerm = lastTerm
 		case a.PrevLogEntry > lastIndex:
 			resp.NoRetryBackoff = true
-			return
+			return false
 		default:
 			entry, err := r.getEntry(a.PrevLogEntry)
 			if err != nil {
 				r.logger.Warn("failed to get previous log", "previous-index", a.PrevLogEntry, "last-index", lastIndex, "error", err)
 				resp.NoRetryBackoff = true
-				return
+				return false
 			}
 			prevTerm = entry.Term
 		}
 		if prevTerm != a.PrevLogTerm {
 			r.logger.Warn("previous log term mis-match", "ours", prevTerm, "remote", a.PrevLogTerm)
 			resp.NoRetryBackoff = true
-			return
+			return false
 		}
 	} else if a.PrevLogEntry > 0 && a.PrevLogEntry == snapshotIndex && a.PrevLogTerm != snapshotTerm {
 		// Our snapshot holds only committed entries, which every leader
 		// has; a different term here means a confused leader.
 		r.logger.Warn("previous log term mis-match at snapshot", "ours", snapshotTerm, "remote", a.PrevLogTerm)
 		resp.NoRetryBackoff = true
-		return
+		return false
 	}
 	// Entries at or below our snapshot are committed and so equal to the
 	// leader's; only the ones above it are examined.
+	return true
+}
 
-	if len(a.Entries) > 0 {
-		start := time.Now()
-		if err := r.appendNewEntries(a.Entries, snapshotIndex); err != nil {
-			r.logger.Error("failed to append to logs", "error", err)
-			lastIndex := r.getLastIndex()
-			resp.LastLog = lastIndex
-			return
+// finishAppend completes an accepted request whose entries are durable:
+// their configurations take effect, the commit index follows the leader's,
+// and the answer is a success.
+func (r *Raft) finishAppend(ar *appendRequest) {
+	for _, entry := range ar.stored {
+		if err := r.processConfigurationLogEntry(entry); err != nil {
+			r.logger.Error("bad configuration entry", "index", entry.Index, "error", err)
 		}
-		measureSince([]string{"raft", "rpc", "appendEntries", "storeLogs"}, start)
 	}
-
 	// §5.3: the commit index follows the leader's, but only as far as the
 	// entries this request proved equal to the leader's.
+	a := ar.req
 	if a.LeaderCommitIndex > 0 && a.LeaderCommitIndex > r.getCommitIndex() {
 		verified := a.PrevLogEntry + uint64(len(a.Entries))
 		if newCommit := min(a.LeaderCommitIndex, verified); newCommit > r.getCommitIndex() {
@@ -179,29 +274,6 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 			measureSince([]string{"raft", "rpc", "appendEntries", "processLogs"}, start)
 		}
 	}
-
-	lastIndex = r.getLastIndex()
-	resp.LastLog = lastIndex
-	resp.Success = true
+	ar.resp.Success = true
 	r.lastContact.store(time.Now())
-}
-
-// appendNewEntries stores the entries of an AppendEntries request that we
-// do not hold yet, first removing any conflicting suffix of our log, and
-// takes up the configurations among them.
-func (r *Raft) appendNewEntries(entries []*Log, snapshotIndex uint64) error {
-	appended, err := r.log.appendAsFollower(entries, snapshotIndex)
-	if appended.truncatedFrom > 0 && appended.truncatedFrom <= r.configurations.latestIndex {
-		// The latest configuration was in the removed suffix.
-		r.setLatestConfiguration(r.configurations.committed, r.configurations.committedIndex)
-	}
-	if err != nil {
-		return err
-	}
-	for _, entry := range appended.stored {
-		if err := r.processConfigurationLogEntry(entry); err != nil {
-			r.logger.Error("bad configuration entry", "index", entry.Index, "error", err)
-		}
-	}
-	return nil
 }

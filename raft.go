@@ -515,15 +515,28 @@ func (r *Raft) checkRPCHeader(rpc RPC) error {
 	return nil
 }
 
-// processRPC handles one incoming RPC on the main loop.
+// processRPC handles an incoming RPC on the main loop, and any RPC the
+// handler took off the channel after it (AppendEntries groups).
 func (r *Raft) processRPC(rpc RPC) {
+	for {
+		next := r.processOneRPC(rpc)
+		if next == nil {
+			return
+		}
+		rpc = *next
+	}
+}
+
+// processOneRPC handles one incoming RPC. It returns an RPC the handler
+// took off the channel but did not handle.
+func (r *Raft) processOneRPC(rpc RPC) (next *RPC) {
 	if err := r.checkRPCHeader(rpc); err != nil {
 		rpc.Respond(nil, err)
-		return
+		return nil
 	}
 	switch cmd := rpc.Command.(type) {
 	case *AppendEntriesRequest:
-		r.appendEntries(rpc, cmd)
+		return r.appendEntries(rpc, cmd)
 	case *RequestVoteRequest:
 		r.requestVote(rpc, cmd)
 	case *RequestPreVoteRequest:
@@ -536,6 +549,7 @@ func (r *Raft) processRPC(rpc RPC) {
 		r.logger.Error("got unexpected command", "command", hclog.Fmt("%#v", rpc.Command))
 		rpc.Respond(nil, errUnexpectedCommand)
 	}
+	return nil
 }
 
 // processHeartbeat is the transport's fast path for heartbeats. A follower

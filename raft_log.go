@@ -205,81 +205,113 @@ func (l *raftLog) appendAsLeader(entries []*Log, durable func(uint64), failed fu
 	l.submit(&logCommand{kind: cmdLeaderAppend, entries: entries, durable: durable, failed: failed})
 }
 
-// followerAppend is what appendAsFollower did: the index of the first
-// entry it removed (0 for none) and the entries it stored.
-type followerAppend struct {
+// followerPlan is what a follower append changes: the conflicting suffix
+// it removes (truncatedFrom 0: none) and the entries it adds.
+type followerPlan struct {
 	truncatedFrom uint64
-	stored        []*Log
+	// lastIndex is the log's last index before the append.
+	lastIndex  uint64
+	newEntries []*Log
 }
 
-// appendAsFollower stores the entries of an AppendEntries request whose
-// previous entry already matched, skipping the ones the log holds and
-// those at or below snapshotIndex (committed, so equal to the leader's),
-// and first removing a conflicting suffix (§5.3). It returns once the new
-// entries are durable.
-func (l *raftLog) appendAsFollower(entries []*Log, snapshotIndex uint64) (followerAppend, error) {
-	var out followerAppend
-	if l.leaderWriteFailed.Load() {
-		if _, err := l.settle(); err != nil {
-			return out, err
-		}
-	}
+// followerWrite gathers the planned appends of several AppendEntries
+// requests into one write: at most one truncation, first.
+type followerWrite struct {
+	deleteFrom, deleteTo uint64
+	entries              []*Log
+}
+
+func (w *followerWrite) empty() bool { return w.deleteFrom == 0 && len(w.entries) == 0 }
+
+// planAsFollower decides what appending entries, whose previous entry
+// already matched, changes in the log: the entries the log does not hold
+// yet, skipping those at or below snapshotIndex (committed, so equal to the
+// leader's), after a conflicting suffix is removed (§5.3). It changes
+// nothing.
+func (l *raftLog) planAsFollower(entries []*Log, snapshotIndex uint64) (followerPlan, error) {
 	lastIndex, _ := l.last()
-	var newEntries []*Log
+	plan := followerPlan{lastIndex: lastIndex}
 	for i, entry := range entries {
 		if entry.Index <= snapshotIndex {
 			continue
 		}
 		if entry.Index > lastIndex {
-			newEntries = entries[i:]
+			plan.newEntries = entries[i:]
 			break
 		}
 		stored, err := l.entry(entry.Index)
 		if err != nil {
-			return out, err
+			return followerPlan{}, err
 		}
 		if stored.Term != entry.Term {
-			out.truncatedFrom = entry.Index
-			newEntries = entries[i:]
+			plan.truncatedFrom = entry.Index
+			plan.newEntries = entries[i:]
 			break
 		}
 	}
-	if len(newEntries) == 0 {
-		return out, nil
-	}
-	if out.truncatedFrom > 0 {
+	if plan.truncatedFrom > 0 {
 		// Committed entries are the same on every server: a conflict at
 		// or below the commit index means a broken leader or store.
-		if commit := l.commitIndex(); out.truncatedFrom <= commit {
-			return followerAppend{}, l.violation("refusing to truncate the log from %d: entries up to %d are committed",
-				out.truncatedFrom, commit)
+		if commit := l.commitIndex(); plan.truncatedFrom <= commit {
+			return followerPlan{}, l.violation("refusing to truncate the log from %d: entries up to %d are committed",
+				plan.truncatedFrom, commit)
 		}
-		l.logger.Warn("clearing log suffix", "from", out.truncatedFrom, "to", lastIndex)
 	}
-	res := l.await(&logCommand{kind: cmdFollowerAppend, entries: newEntries,
-		deleteFrom: out.truncatedFrom, deleteTo: lastIndex})
-	if res.err != nil {
-		// Part of the command may have reached the store: learn where the
-		// log ends from the store.
-		if errors.Is(res.err, errLeaderWriteFailed) {
-			if _, err := l.settle(); err != nil {
-				return followerAppend{}, err
-			}
-		} else if !errors.Is(res.err, ErrRaftShutdown) {
-			l.reload()
-		}
-		// The truncation may have happened: the caller must not rely on
-		// what it removed.
-		return followerAppend{truncatedFrom: out.truncatedFrom}, res.err
+	return plan, nil
+}
+
+// stage puts a planned append into the log as readers see it (the tail
+// and the last-log pair) and into w, whose flush makes it durable. A plan
+// that truncates must be staged into an empty w.
+func (l *raftLog) stage(w *followerWrite, plan followerPlan) {
+	if len(plan.newEntries) == 0 {
+		return
 	}
-	if out.truncatedFrom > 0 {
-		l.tail.truncateAfter(out.truncatedFrom - 1)
+	if plan.truncatedFrom > 0 {
+		l.logger.Warn("clearing log suffix", "from", plan.truncatedFrom, "to", plan.lastIndex)
+		w.deleteFrom, w.deleteTo = plan.truncatedFrom, plan.lastIndex
+		l.tail.truncateAfter(plan.truncatedFrom - 1)
 	}
-	l.tail.append(newEntries)
-	last := newEntries[len(newEntries)-1]
+	w.entries = append(w.entries, plan.newEntries...)
+	l.tail.append(plan.newEntries)
+	last := plan.newEntries[len(plan.newEntries)-1]
 	l.setLast(last.Index, last.Term)
-	out.stored = newEntries
-	return out, nil
+}
+
+// flush writes what w gathered and waits until it is durable. When the
+// write fails, the log forgets what it staged and re-reads its end from
+// the store.
+func (l *raftLog) flush(w *followerWrite) error {
+	if w.empty() {
+		return nil
+	}
+	res := l.await(&logCommand{kind: cmdFollowerAppend, entries: w.entries,
+		deleteFrom: w.deleteFrom, deleteTo: w.deleteTo})
+	*w = followerWrite{}
+	switch {
+	case res.err == nil:
+		return nil
+	case errors.Is(res.err, errLeaderWriteFailed):
+		// Nothing was written; settle re-reads the log from the store.
+		if _, err := l.settle(); err != nil {
+			return err
+		}
+	case !errors.Is(res.err, ErrRaftShutdown):
+		// Part of the write may have reached the store.
+		l.reload()
+	}
+	return res.err
+}
+
+// settleIfLeaderWriteFailed lets the log re-read its end from the store
+// when a leader write failed, before a follower decides anything against
+// it.
+func (l *raftLog) settleIfLeaderWriteFailed() error {
+	if !l.leaderWriteFailed.Load() {
+		return nil
+	}
+	_, err := l.settle()
+	return err
 }
 
 // settle waits until every write queued so far has finished. When a
