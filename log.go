@@ -80,11 +80,12 @@ type Log struct {
 // LogStore provides an interface for storing and retrieving logs in a
 // durable fashion.
 //
-// Contract: a LogStore has one writer. Every StoreLog, StoreLogs and
-// DeleteRange call of a node comes from one goroutine of that node, one
-// call at a time, in the order the node decided them; other goroutines of
-// the node (replicators, the FSM runner) may read (FirstIndex, LastIndex,
-// GetLog) at the same time. StoreLog and StoreLogs must not return until
+// Contract: a LogStore has one writer. A node makes its StoreLog,
+// StoreLogs and DeleteRange calls one at a time, never two at once, in the
+// order it decided them (from its log writer goroutine, or from its main
+// loop while the writer is idle); other goroutines of the node
+// (replicators, the FSM runner) may read (FirstIndex, LastIndex, GetLog)
+// at the same time. StoreLog and StoreLogs must not return until
 // the entries are durable to the degree the application needs: Raft
 // acknowledges entries to peers right after these return.
 type LogStore interface {

@@ -15,10 +15,12 @@ import (
 // of the LogStore. Every write (the leader's new entries, a follower's
 // truncation and appends, compaction after a snapshot, the log a snapshot
 // replaces) is a command run in order by one goroutine that lives as long
-// as the node (writeLoop), so a store sees one writer, as the LogStore
-// contract promises, and writes land in the order the node decided them:
-// a deposed leader's queued entries reach the disk before the truncation
-// that replaces them, never after.
+// as the node (writeLoop), or, when that goroutine has nothing queued, by
+// the caller waiting for it while holding the queue (no hand-off on a
+// follower's hot path). So a store sees one write at a time, as the
+// LogStore contract promises, and writes land in the order the node
+// decided them: a deposed leader's queued entries reach the disk before
+// the truncation that replaces them, never after.
 //
 // The main loop decides what to write and keeps the tail and the last-log
 // pair; the writer only executes. The leader's writes are queued without
@@ -47,7 +49,14 @@ type raftLog struct {
 	lastSnapshotIndex uint64
 	lastSnapshotTerm  uint64
 
-	cmds       chan *logCommand
+	cmds chan *logCommand
+	// queueMu guards queued, the commands submitted to the writer and not
+	// finished. With none, a command the caller waits for runs on the
+	// caller's goroutine under queueMu instead (no hand-off to the writer
+	// and back on a follower's hot path); order and one-write-at-a-time
+	// hold either way.
+	queueMu sync.Mutex
+	queued  int
 	shutdownCh <-chan struct{}
 	// leaderWriteFailed is set by the writer when a leader's write fails.
 	// From then on the writer skips leader writes and refuses follower
@@ -169,6 +178,9 @@ func (l *raftLog) entry(index uint64) (*Log, error) {
 // submit hands a command to the writer; false when the node shuts down
 // first.
 func (l *raftLog) submit(cmd *logCommand) bool {
+	l.queueMu.Lock()
+	l.queued++
+	l.queueMu.Unlock()
 	select {
 	case l.cmds <- cmd:
 		return true
@@ -179,6 +191,17 @@ func (l *raftLog) submit(cmd *logCommand) bool {
 
 // await submits a command and waits for its outcome.
 func (l *raftLog) await(cmd *logCommand) logResult {
+	l.queueMu.Lock()
+	if l.queued == 0 {
+		defer l.queueMu.Unlock()
+		select {
+		case <-l.shutdownCh:
+			return logResult{err: ErrRaftShutdown}
+		default:
+		}
+		return l.execute(cmd)
+	}
+	l.queueMu.Unlock()
 	cmd.done = make(chan logResult, 1)
 	if !l.submit(cmd) {
 		return logResult{err: ErrRaftShutdown}
@@ -441,7 +464,9 @@ func (l *raftLog) writeLoop() {
 			}
 		}
 		if cmd.kind != cmdLeaderAppend {
-			l.run(cmd)
+			res := l.execute(cmd)
+			l.finished(1)
+			cmd.done <- res
 			continue
 		}
 		batch = append(batch[:0], cmd.entries...)
@@ -461,6 +486,7 @@ func (l *raftLog) writeLoop() {
 			}
 		}
 		l.writeLeaderBatch(batch, merged)
+		l.finished(len(merged))
 		clear(batch)
 		clear(merged)
 	}
@@ -497,8 +523,15 @@ func (l *raftLog) writeLeaderBatch(batch []*Log, merged []*logCommand) {
 	}
 }
 
-// run executes one command other than a leader append.
-func (l *raftLog) run(cmd *logCommand) {
+// finished counts n submitted commands as done.
+func (l *raftLog) finished(n int) {
+	l.queueMu.Lock()
+	l.queued -= n
+	l.queueMu.Unlock()
+}
+
+// execute runs one command other than a leader append.
+func (l *raftLog) execute(cmd *logCommand) logResult {
 	var res logResult
 	switch cmd.kind {
 	case cmdFollowerAppend:
@@ -512,9 +545,7 @@ func (l *raftLog) run(cmd *logCommand) {
 	case cmdExec:
 		res.err = cmd.exec(l.store)
 	}
-	if cmd.done != nil {
-		cmd.done <- res
-	}
+	return res
 }
 
 func (l *raftLog) writeFollowerAppend(cmd *logCommand) error {
