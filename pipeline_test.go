@@ -217,7 +217,9 @@ func TestFaultInjectingClustersRunOnPipelinesAndTheHeartbeatFastPath(t *testing.
 			c, _ := newFaultyCluster(t, 3, 5*time.Millisecond, nil)
 			return c
 		}},
-		{"slow", func(t *testing.T) *testCluster { return newFaultClusterWithTransports(t, 3, clusterOptions{}).testCluster }},
+		{"slow", func(t *testing.T) *testCluster {
+			return newFaultClusterWithTransports(t, 3, clusterOptions{}).testCluster
+		}},
 		{"gated", func(t *testing.T) *testCluster {
 			_, wrap := wrapEach(newGatedTransport)
 			return newTestCluster(t, 3, clusterOptions{wrapTransport: wrap})
