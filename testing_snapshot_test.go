@@ -68,9 +68,7 @@ func startWithFSM(c *testCluster, node *testNode, fsm *countingFSM) {
 	if c.opts.wrapTransport != nil {
 		node.runTrans = c.opts.wrapTransport(node)
 	}
-	r, err := NewRaft(node.conf, fsm, node.runStore, node.runStore, node.snaps, node.runTrans)
-	require.NoError(c.t, err)
-	node.raft = r
+	c.startWith(node, fsm)
 }
 
 // restartCounting stops node and starts it again from its stores with a
