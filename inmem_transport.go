@@ -105,7 +105,7 @@ type InmemTransport struct {
 }
 
 // inmemVerdict is what an interceptor decides about one outgoing request.
-// The zero value delivers it untouched. The waits come first (delay, then
+// The zero value delivers it untouched. The waits come first (delay and
 // gate), then fail or respond, which keep the request from the peer.
 type inmemVerdict struct {
 	// delay holds the request back this long before it is sent.
@@ -151,23 +151,24 @@ func (i *InmemTransport) judge(target ServerAddress, req interface{}) inmemVerdi
 	return inmemVerdict{}
 }
 
-// hold waits out v's delay and gate. The wait ends early with an error when
-// this transport closes, or when stop (nil for none) closes.
+// hold waits out v's delay and gate (both at once, which ends when the
+// later of the two does, as waiting for one after the other would). The
+// wait ends early with an error when this transport closes, or when stop
+// (nil for none) closes.
 func (i *InmemTransport) hold(v inmemVerdict, stop <-chan struct{}) error {
+	var delay <-chan time.Time
 	if v.delay > 0 {
 		timer := time.NewTimer(v.delay)
 		defer timer.Stop()
-		select {
-		case <-timer.C:
-		case <-i.closedCh:
-			return ErrTransportShutdown
-		case <-stop:
-			return ErrPipelineShutdown
-		}
+		delay = timer.C
 	}
-	if v.gate != nil {
+	gate := v.gate
+	for delay != nil || gate != nil {
 		select {
-		case <-v.gate:
+		case <-delay:
+			delay = nil
+		case <-gate:
+			gate = nil
 		case <-i.closedCh:
 			return ErrTransportShutdown
 		case <-stop:
