@@ -147,7 +147,10 @@ func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T
 		rec := recorders[l.id]
 		follower := c.others(l)[0]
 
+		// The writes may commit with the other follower alone: wait until this one
+		// has them too before reading what was sent to it.
 		applyN(t, l.raft, "a", 50)
+		c.waitApplied(50)
 		_, pipelined, opened := rec.counts(follower.addr)
 		require.Positive(t, pipelined, "steady-state entries should be pipelined")
 		require.Equal(t, 1, opened)
@@ -159,14 +162,20 @@ func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T
 		applyN(t, l.raft, "b", 50)
 		c.waitApplied(100)
 		c.requireSameFSMs()
-		single, pipelinedAfter, openedAfter := rec.counts(follower.addr)
-		require.Greater(t, single, singleBefore, "after a rejection the replicator sends single requests")
-		require.Equal(t, 2, openedAfter, "once in step again, it opens a new pipeline")
+		// The follower may converge on requests pipelined before the
+		// rejection was read, ahead of the replicator's fallback: wait for
+		// it rather than read the counts at once.
+		c.waitFor(time.Second, "single requests after the rejection, then a new pipeline", func() bool {
+			single, _, opened := rec.counts(follower.addr)
+			return single > singleBefore && opened >= 2
+		})
+		_, pipelinedAfter, openedAfter := rec.counts(follower.addr)
+		require.Equal(t, 2, openedAfter, "once in step again, it opens one new pipeline")
 
 		applyN(t, l.raft, "c", 20)
+		c.waitApplied(120)
 		_, pipelinedEnd, _ := rec.counts(follower.addr)
 		require.Greater(t, pipelinedEnd, pipelinedAfter, "entries flow through the new pipeline")
-		c.waitApplied(120)
 		c.requireSameFSMs()
 	})
 }
