@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -262,12 +263,16 @@ func (s *strictStore) use(method string) {
 	}
 }
 
-// write brackets one log write; the returned func ends it.
+// write brackets one log write; the returned func ends it. An InmemStore
+// write takes next to no time, so the bracket yields the processor once,
+// letting another writer that is ready to run (the bug this looks for) run
+// into it; virtual time does not move.
 func (s *strictStore) write(method string) func() {
 	s.use(method)
 	if n := s.writers.Add(1); n > 1 && checkLogWriterOverlap {
 		s.cv.add("%s: log store %s overlapped %d other write(s): the LogStore has one writer", s.node, method, n-1)
 	}
+	runtime.Gosched()
 	return func() { s.writers.Add(-1) }
 }
 
