@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +63,10 @@ func NewInmemAddr() ServerAddress {
 // wait ten times as long. An RPC to a peer that is not connected, or whose
 // transport is closed, fails at once with "failed to connect to peer: <addr>".
 //
+// Heartbeats (AppendEntries requests of the shape WIRE.md §2.6 describes) go
+// to the receiver's heartbeat handler instead of its consumer channel when
+// one is set, as with the TCP transport.
+//
 // All methods are safe for concurrent use.
 type InmemTransport struct {
 	// mu guards every field below that is not marked immutable.
@@ -89,6 +94,88 @@ type InmemTransport struct {
 	// waits in progress, here and at peers, end at once.
 	closed   bool
 	closedCh chan struct{}
+
+	// heartbeatFn, when set, answers incoming heartbeats in place of the
+	// consumer channel (SetHeartbeatHandler).
+	heartbeatFn atomic.Pointer[func(RPC)]
+
+	// interceptor, when set, judges every request this transport sends
+	// (setInterceptor); tests inject link faults through it.
+	interceptor atomic.Pointer[inmemInterceptor]
+}
+
+// inmemVerdict is what an interceptor decides about one outgoing request.
+// The zero value delivers it untouched. The waits come first (delay and
+// gate), then fail or respond, which keep the request from the peer.
+type inmemVerdict struct {
+	// delay holds the request back this long before it is sent.
+	delay time.Duration
+	// gate, when not nil, holds the request back until it is closed.
+	gate <-chan struct{}
+	// fail, when set, fails the send with this error; nothing is delivered.
+	fail error
+	// respond, when set, is the answer the sender gets in place of the
+	// peer's; nothing is delivered. It must be a pointer to the response
+	// type of the request (*AppendEntriesResponse for AppendEntries).
+	respond interface{}
+	// answered, when set, sees the peer's answer to a delivered request
+	// before the sender does: resp is the sender's response (filled in when
+	// err is nil), which answered may change, and the error answered
+	// returns is the one the sender gets (err to keep the outcome, another
+	// error to lose the answer).
+	answered func(resp interface{}, err error) error
+}
+
+// inmemInterceptor judges one request a transport sends, plain RPCs and
+// pipelined AppendEntries alike, by sender, target and request. It runs on
+// the sender's goroutine and must not block.
+type inmemInterceptor func(from, to ServerAddress, req interface{}) inmemVerdict
+
+// setInterceptor makes f judge every later request from this transport;
+// nil removes it. It is how in-package tests inject link faults without
+// wrapping the transport, so that pipelines and the heartbeat fast path stay
+// in use.
+func (i *InmemTransport) setInterceptor(f inmemInterceptor) {
+	if f == nil {
+		i.interceptor.Store(nil)
+		return
+	}
+	i.interceptor.Store(&f)
+}
+
+// judge returns the verdict on one request to target.
+func (i *InmemTransport) judge(target ServerAddress, req interface{}) inmemVerdict {
+	if f := i.interceptor.Load(); f != nil {
+		return (*f)(i.localAddr, target, req)
+	}
+	return inmemVerdict{}
+}
+
+// hold waits out v's delay and gate (both at once, which ends when the
+// later of the two does, as waiting for one after the other would). The
+// wait ends early with an error when this transport closes, or when stop
+// (nil for none) closes.
+func (i *InmemTransport) hold(v inmemVerdict, stop <-chan struct{}) error {
+	var delay <-chan time.Time
+	if v.delay > 0 {
+		timer := time.NewTimer(v.delay)
+		defer timer.Stop()
+		delay = timer.C
+	}
+	gate := v.gate
+	for delay != nil || gate != nil {
+		select {
+		case <-delay:
+			delay = nil
+		case <-gate:
+			gate = nil
+		case <-i.closedCh:
+			return ErrTransportShutdown
+		case <-stop:
+			return ErrPipelineShutdown
+		}
+	}
+	return nil
 }
 
 // NewInmemTransport returns a transport at addr (a fresh NewInmemAddr when
@@ -127,9 +214,31 @@ func (i *InmemTransport) LocalAddr() ServerAddress {
 	return i.localAddr
 }
 
-// SetHeartbeatHandler does nothing: heartbeats arrive on Consumer like any
-// other RPC.
-func (i *InmemTransport) SetHeartbeatHandler(cb func(rpc RPC)) {}
+// SetHeartbeatHandler installs cb to answer heartbeats, bypassing Consumer:
+// each runs on a goroutine of its own, so a busy receiver makes its sender
+// time out as over TCP. A nil cb sends heartbeats through Consumer again.
+func (i *InmemTransport) SetHeartbeatHandler(cb func(rpc RPC)) {
+	if cb == nil {
+		i.heartbeatFn.Store(nil)
+		return
+	}
+	i.heartbeatFn.Store(&cb)
+}
+
+// handleHeartbeat gives rpc to the heartbeat handler if it is a heartbeat
+// and a handler is set, and reports whether it did.
+func (i *InmemTransport) handleHeartbeat(rpc RPC) bool {
+	req, ok := rpc.Command.(*AppendEntriesRequest)
+	if !ok || !isHeartbeat(req) {
+		return false
+	}
+	fn := i.heartbeatFn.Load()
+	if fn == nil {
+		return false
+	}
+	go (*fn)(rpc)
+	return true
+}
 
 // EncodePeer returns addr as bytes.
 func (i *InmemTransport) EncodePeer(id ServerID, addr ServerAddress) []byte {
@@ -239,16 +348,19 @@ func (i *InmemTransport) TimeoutNow(id ServerID, target ServerAddress, args *Tim
 // generic over the response type so that a responder that answers with the
 // wrong type gets a clear error instead of a panic.
 func inmemCall[R any](i *InmemTransport, target ServerAddress, args interface{}, data io.Reader, timeout time.Duration, resp *R) error {
-	answer, err := i.makeRPC(target, args, data, timeout)
-	if err != nil {
-		return err
+	answer, answered, err := i.makeRPC(target, args, data, timeout)
+	if err == nil {
+		out, ok := answer.Response.(*R)
+		if !ok || out == nil {
+			err = fmt.Errorf("inmem transport: peer %v answered %T with %T", target, args, answer.Response)
+		} else {
+			*resp = *out
+		}
 	}
-	out, ok := answer.Response.(*R)
-	if !ok || out == nil {
-		return fmt.Errorf("inmem transport: peer %v answered %T with %T", target, args, answer.Response)
+	if answered != nil {
+		err = answered(resp, err)
 	}
-	*resp = *out
-	return nil
+	return err
 }
 
 // peer returns the transport connected as target, or the error an RPC to it
@@ -273,39 +385,54 @@ func (i *InmemTransport) isClosed() bool {
 	return i.closed
 }
 
-// makeRPC hands one request to target's consumer channel and waits for the
-// answer. An error the responder reported is returned as is.
-func (i *InmemTransport) makeRPC(target ServerAddress, args interface{}, data io.Reader, timeout time.Duration) (RPCResponse, error) {
+// makeRPC hands one request to target, after the interceptor's verdict on
+// it, and waits for the answer. An error the responder reported is returned
+// as is. answered is the verdict's hook on the answer, returned only when
+// the peer answered.
+func (i *InmemTransport) makeRPC(target ServerAddress, args interface{}, data io.Reader, timeout time.Duration) (
+	answer RPCResponse, answered func(interface{}, error) error, err error) {
+	verdict := i.judge(target, args)
+	if err := i.hold(verdict, nil); err != nil {
+		return RPCResponse{}, nil, err
+	}
+	if verdict.fail != nil {
+		return RPCResponse{}, nil, verdict.fail
+	}
+	if verdict.respond != nil {
+		return RPCResponse{Response: verdict.respond}, nil, nil
+	}
+
 	peer, err := i.peer(target)
 	if err != nil {
-		return RPCResponse{}, err
+		return RPCResponse{}, nil, err
 	}
 
 	// Buffered so that a responder never blocks on a caller that gave up.
 	respCh := make(chan RPCResponse, 1)
 	if err := i.send(peer, target, RPC{Command: args, Reader: data, RespChan: respCh}, timeout); err != nil {
-		return RPCResponse{}, err
+		return RPCResponse{}, nil, err
 	}
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case answer := <-respCh:
-		if answer.Error != nil {
-			return RPCResponse{}, answer.Error
-		}
-		return answer, nil
+		return answer, verdict.answered, answer.Error
 	case <-timer.C:
-		return RPCResponse{}, errInmemCommandTimeout
+		return RPCResponse{}, nil, errInmemCommandTimeout
 	case <-i.closedCh:
-		return RPCResponse{}, ErrTransportShutdown
+		return RPCResponse{}, nil, ErrTransportShutdown
 	case <-peer.closedCh:
-		return RPCResponse{}, fmt.Errorf("failed to connect to peer: %v", target)
+		return RPCResponse{}, nil, fmt.Errorf("failed to connect to peer: %v", target)
 	}
 }
 
-// send puts rpc on peer's consumer channel, waiting at most timeout.
+// send puts rpc on peer's consumer channel, waiting at most timeout, or
+// gives it to peer's heartbeat handler.
 func (i *InmemTransport) send(peer *InmemTransport, target ServerAddress, rpc RPC, timeout time.Duration) error {
+	if peer.handleHeartbeat(rpc) {
+		return nil
+	}
 	// Fast path: no timer when the channel has room.
 	select {
 	case peer.consumerCh <- rpc:
@@ -406,13 +533,18 @@ func (p *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 		respCh: make(chan RPCResponse, 1),
 		done:   make(chan struct{}),
 	}
-	rpc := RPC{Command: args, RespChan: future.respCh}
 
-	// Checked first: the select below could pick a free slot in the closed
-	// peer's buffer over its closed channel.
-	if p.peer.isClosed() {
-		return nil, fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
+	// A pipelined request is judged like a single one. One that may not
+	// be delivered fails the send (the sender falls back to single
+	// requests); a made-up answer takes the request's place in the window.
+	verdict := p.trans.judge(p.peerAddr, args)
+	if err := p.trans.hold(verdict, p.shutdownCh); err != nil {
+		return nil, err
 	}
+	if verdict.fail != nil {
+		return nil, verdict.fail
+	}
+	future.answered = verdict.answered
 
 	// The timer is made only if one of the two hand-offs has to wait.
 	var timer *time.Timer
@@ -427,18 +559,12 @@ func (p *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 			timer.Stop()
 		}
 	}()
-	select {
-	case p.peer.consumerCh <- rpc:
-	default:
-		select {
-		case p.peer.consumerCh <- rpc:
-		case <-timeout():
-			return nil, errInmemSendTimeout
-		case <-p.shutdownCh:
-			return nil, ErrPipelineShutdown
-		case <-p.peer.closedCh:
-			return nil, fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
-		}
+
+	if verdict.respond != nil {
+		future.answered = nil
+		future.respCh <- RPCResponse{Response: verdict.respond}
+	} else if err := p.send(future, timeout); err != nil {
+		return nil, err
 	}
 
 	select {
@@ -461,6 +587,35 @@ func (p *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 		return nil, ErrPipelineShutdown
 	}
 	return future, nil
+}
+
+// send hands future's request to the peer: to its heartbeat handler when it
+// is a heartbeat and the peer has one, else to its consumer channel.
+func (p *inmemPipeline) send(future *inmemAppendFuture, timeout func() <-chan time.Time) error {
+	// Checked first: the select below could pick a free slot in the closed
+	// peer's buffer over its closed channel.
+	if p.peer.isClosed() {
+		return fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
+	}
+	rpc := RPC{Command: future.args, RespChan: future.respCh}
+	if p.peer.handleHeartbeat(rpc) {
+		return nil
+	}
+	select {
+	case p.peer.consumerCh <- rpc:
+		return nil
+	default:
+	}
+	select {
+	case p.peer.consumerCh <- rpc:
+		return nil
+	case <-timeout():
+		return errInmemSendTimeout
+	case <-p.shutdownCh:
+		return ErrPipelineShutdown
+	case <-p.peer.closedCh:
+		return fmt.Errorf("failed to connect to peer: %v", p.peerAddr)
+	}
 }
 
 // Consumer yields the answered futures in the order they were sent.
@@ -564,6 +719,10 @@ type inmemAppendFuture struct {
 	// respCh receives the peer's answer; buffered so the peer never blocks.
 	respCh chan RPCResponse
 
+	// answered is the interceptor's hook on the peer's answer, if any;
+	// immutable once the request is sent.
+	answered func(resp interface{}, err error) error
+
 	// once makes the first outcome the only one; err is written before done
 	// is closed and read only after.
 	once sync.Once
@@ -597,6 +756,9 @@ func (f *inmemAppendFuture) finishWith(answer RPCResponse) {
 			f.err = fmt.Errorf("inmem transport: peer answered %T with %T", f.args, answer.Response)
 		default:
 			*f.resp = *out
+		}
+		if f.answered != nil {
+			f.err = f.answered(f.resp, f.err)
 		}
 		close(f.done)
 	})

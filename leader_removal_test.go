@@ -33,9 +33,7 @@ func TestRemovedLeaderWithShutdownOnRemoveAnswersItsRemoveFuture(t *testing.T) {
 		c.fullyConnect()
 		old.runStore, old.runTrans = old.store, old.trans
 		old.fsm = &slow.testFSM
-		r, err := NewRaft(old.conf, slow, old.runStore, old.runStore, old.snaps, old.runTrans)
-		require.NoError(t, err)
-		old.raft = r
+		c.startWith(old, slow)
 
 		l := c.leader()
 		if l != old {
@@ -57,7 +55,7 @@ func TestRemovedLeaderWithShutdownOnRemoveAnswersItsRemoveFuture(t *testing.T) {
 		for i, f := range applies {
 			require.NoError(t, f.Error(), "apply %d", i)
 		}
-		require.NoError(t, old.raft.Shutdown().Error())
+		require.NoError(t, c.stopNode(old))
 		require.Equal(t, Shutdown, old.raft.State())
 		require.Equal(t, 200, slow.len())
 	})

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -146,7 +147,10 @@ func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T
 		rec := recorders[l.id]
 		follower := c.others(l)[0]
 
+		// The writes may commit with the other follower alone: wait until this one
+		// has them too before reading what was sent to it.
 		applyN(t, l.raft, "a", 50)
+		c.waitApplied(50)
 		_, pipelined, opened := rec.counts(follower.addr)
 		require.Positive(t, pipelined, "steady-state entries should be pipelined")
 		require.Equal(t, 1, opened)
@@ -158,14 +162,20 @@ func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T
 		applyN(t, l.raft, "b", 50)
 		c.waitApplied(100)
 		c.requireSameFSMs()
-		single, pipelinedAfter, openedAfter := rec.counts(follower.addr)
-		require.Greater(t, single, singleBefore, "after a rejection the replicator sends single requests")
-		require.Equal(t, 2, openedAfter, "once in step again, it opens a new pipeline")
+		// The follower may converge on requests pipelined before the
+		// rejection was read, ahead of the replicator's fallback: wait for
+		// it rather than read the counts at once.
+		c.waitFor(time.Second, "single requests after the rejection, then a new pipeline", func() bool {
+			single, _, opened := rec.counts(follower.addr)
+			return single > singleBefore && opened >= 2
+		})
+		_, pipelinedAfter, openedAfter := rec.counts(follower.addr)
+		require.Equal(t, 2, openedAfter, "once in step again, it opens one new pipeline")
 
 		applyN(t, l.raft, "c", 20)
+		c.waitApplied(120)
 		_, pipelinedEnd, _ := rec.counts(follower.addr)
 		require.Greater(t, pipelinedEnd, pipelinedAfter, "entries flow through the new pipeline")
-		c.waitApplied(120)
 		c.requireSameFSMs()
 	})
 }
@@ -200,4 +210,65 @@ func TestSlowFollowerDoesNotSlowCommitsOnTheOthers(t *testing.T) {
 		c.waitApplied(100)
 		c.requireSameFSMs()
 	})
+}
+
+// The clusters the safety suites inject faults with run on the real
+// InmemTransport paths: the leader replicates to every follower through a
+// pipeline, and followers answer its heartbeats on the fast path
+// (processHeartbeat), not the main loop.
+func TestFaultInjectingClustersRunOnPipelinesAndTheHeartbeatFastPath(t *testing.T) {
+	clusters := []struct {
+		name  string
+		start func(t *testing.T) *testCluster
+	}{
+		{"plain", func(t *testing.T) *testCluster { return newTestCluster(t, 3, clusterOptions{}) }},
+		{"faulty", func(t *testing.T) *testCluster {
+			c, _ := newFaultyCluster(t, 3, 5*time.Millisecond, nil)
+			return c
+		}},
+		{"slow", func(t *testing.T) *testCluster {
+			return newFaultClusterWithTransports(t, 3, clusterOptions{}).testCluster
+		}},
+		{"gated", func(t *testing.T) *testCluster {
+			_, wrap := wrapEach(newGatedTransport)
+			return newTestCluster(t, 3, clusterOptions{wrapTransport: wrap})
+		}},
+		{"snapshot", func(t *testing.T) *testCluster {
+			return newTestCluster(t, 3, clusterOptions{wrapTransport: newSnapshotTransports().wrap})
+		}},
+	}
+	for _, tc := range clusters {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := tc.start(t)
+				defer c.close()
+				leader := settledLeader(c)
+				fastHeartbeats := map[ServerID]*atomic.Int64{}
+				for _, node := range c.others(leader) {
+					count := &atomic.Int64{}
+					fastHeartbeats[node.id] = count
+					handler := node.trans.heartbeatFn.Load()
+					require.NotNil(t, handler, "%s: the node set no heartbeat handler", node.id)
+					node.trans.SetHeartbeatHandler(func(rpc RPC) {
+						count.Add(1)
+						(*handler)(rpc)
+					})
+				}
+
+				applyN(t, leader.raft, "x", 20)
+				c.waitFor(time.Second, "a pipeline to each follower", func() bool {
+					leader.trans.mu.RLock()
+					defer leader.trans.mu.RUnlock()
+					return len(leader.trans.pipelines) == len(c.others(leader))
+				})
+				time.Sleep(2 * leader.conf.HeartbeatTimeout)
+				require.Equal(t, Leader, leader.raft.State())
+				for id, count := range fastHeartbeats {
+					require.Positive(t, count.Load(), "%s answered no heartbeat on the fast path", id)
+				}
+				c.waitApplied(20)
+				c.requireSameFSMs()
+			})
+		})
+	}
 }

@@ -317,7 +317,7 @@ func TestInstallSnapshotTrimsLogAndEmptiesMonotonicStore(t *testing.T) {
 					default:
 					}
 				})
-				leaderTrans.rejectNext(follower.addr, 1)
+				leaderTrans.rejectUntilSnapshot(follower.addr, 1)
 				applyN(t, leader.raft, "after", 1)
 
 				var bounds logBounds

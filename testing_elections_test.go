@@ -217,16 +217,24 @@ var errDroppedByTest = errors.New("test: AppendEntries request dropped")
 type dropRule func(target ServerAddress, req *AppendEntriesRequest) bool
 
 // faultyTransport is an InmemTransport that can delay every outgoing RPC
-// by a random time below maxLatency (a zero-latency network in virtual time
-// never lets two candidates campaign at once), and drop outgoing
-// AppendEntries requests by a rule the test swaps at any time. A dropped
-// request fails as if the link were down; nothing is delivered. It offers no
-// pipeline, so every request passes the rule.
+// but InstallSnapshot by a random time below maxLatency (a zero-latency
+// network in virtual time never lets two candidates campaign at once), and
+// drop outgoing AppendEntries requests by a rule the test swaps at any time.
+// A dropped request fails as if the link were down; nothing is delivered (a
+// dropped pipelined request fails its send, which ends the pipeline). Both
+// are judged inside the InmemTransport (its interceptor), so plain and
+// pipelined requests pass the rule alike and heartbeats take the fast path.
 type faultyTransport struct {
 	*InmemTransport
 	rule atomic.Pointer[dropRule]
 	// maxLatency bounds the delay of each RPC; zero means none. Immutable.
 	maxLatency time.Duration
+}
+
+func newFaultyTransport(inner *InmemTransport, maxLatency time.Duration) *faultyTransport {
+	f := &faultyTransport{InmemTransport: inner, maxLatency: maxLatency}
+	inner.setInterceptor(f.judge)
+	return f
 }
 
 func (f *faultyTransport) setRule(rule dropRule) {
@@ -237,46 +245,21 @@ func (f *faultyTransport) setRule(rule dropRule) {
 	f.rule.Store(&rule)
 }
 
-// delay waits a random time below maxLatency, or until the transport is
-// closed: like a real transport's Close, closing ends calls in flight (the
-// core does not wait for its vote goroutines on shutdown).
-func (f *faultyTransport) delay() {
-	if f.maxLatency <= 0 {
-		return
+// judge delays every RPC but InstallSnapshot, and drops the AppendEntries
+// the rule picks. A delay ends early when the transport closes: like a real
+// transport's Close, closing ends calls in flight (the core does not wait
+// for its vote goroutines on shutdown).
+func (f *faultyTransport) judge(_, to ServerAddress, req interface{}) inmemVerdict {
+	var v inmemVerdict
+	if _, snapshot := req.(*InstallSnapshotRequest); !snapshot && f.maxLatency > 0 {
+		v.delay = rand.N(f.maxLatency)
 	}
-	timer := time.NewTimer(rand.N(f.maxLatency))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-f.InmemTransport.closedCh:
+	if args, ok := req.(*AppendEntriesRequest); ok {
+		if rule := f.rule.Load(); rule != nil && (*rule)(to, args) {
+			v.fail = errDroppedByTest
+		}
 	}
-}
-
-func (f *faultyTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
-	f.delay()
-	if rule := f.rule.Load(); rule != nil && (*rule)(target, args) {
-		return errDroppedByTest
-	}
-	return f.InmemTransport.AppendEntries(id, target, args, resp)
-}
-
-func (f *faultyTransport) RequestVote(id ServerID, target ServerAddress, args *RequestVoteRequest, resp *RequestVoteResponse) error {
-	f.delay()
-	return f.InmemTransport.RequestVote(id, target, args, resp)
-}
-
-func (f *faultyTransport) RequestPreVote(id ServerID, target ServerAddress, args *RequestPreVoteRequest, resp *RequestPreVoteResponse) error {
-	f.delay()
-	return f.InmemTransport.RequestPreVote(id, target, args, resp)
-}
-
-func (f *faultyTransport) TimeoutNow(id ServerID, target ServerAddress, args *TimeoutNowRequest, resp *TimeoutNowResponse) error {
-	f.delay()
-	return f.InmemTransport.TimeoutNow(id, target, args, resp)
-}
-
-func (f *faultyTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
-	return nil, ErrPipelineReplicationNotSupported
+	return v
 }
 
 // newFaultyCluster is newTestCluster with a faultyTransport (of the given
@@ -288,7 +271,7 @@ func newFaultyCluster(t testing.TB, n int, maxLatency time.Duration, tweak func(
 	c := newTestCluster(t, n, clusterOptions{
 		tweak: tweak,
 		wrapTransport: func(node *testNode) Transport {
-			return &faultyTransport{InmemTransport: node.trans, maxLatency: maxLatency}
+			return newFaultyTransport(node.trans, maxLatency)
 		},
 	})
 	for _, node := range c.nodes {

@@ -132,7 +132,9 @@ func (s *faultSnapshotStore) List() ([]*SnapshotMeta, error) {
 }
 
 // slowTransport is an InmemTransport whose AppendEntries to chosen targets
-// (heartbeats included) wait a while, in virtual time, before they are sent.
+// (heartbeats and pipelined requests included) wait a while, in virtual
+// time, before they are sent. The delay is judged inside the InmemTransport
+// (its interceptor), so pipelines and the heartbeat fast path stay in use.
 type slowTransport struct {
 	*InmemTransport
 	mu    sync.Mutex
@@ -140,7 +142,9 @@ type slowTransport struct {
 }
 
 func newSlowTransport(inner *InmemTransport) *slowTransport {
-	return &slowTransport{InmemTransport: inner, delay: map[ServerAddress]time.Duration{}}
+	s := &slowTransport{InmemTransport: inner, delay: map[ServerAddress]time.Duration{}}
+	inner.setInterceptor(s.judge)
+	return s
 }
 
 // slowTo delays every later AppendEntries to target by d (0: no delay).
@@ -150,19 +154,13 @@ func (s *slowTransport) slowTo(target ServerAddress, d time.Duration) {
 	s.delay[target] = d
 }
 
-// AppendEntriesPipeline is refused, so every request passes the delay.
-func (s *slowTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
-	return nil, ErrPipelineReplicationNotSupported
-}
-
-func (s *slowTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
-	s.mu.Lock()
-	d := s.delay[target]
-	s.mu.Unlock()
-	if d > 0 {
-		time.Sleep(d)
+func (s *slowTransport) judge(_, to ServerAddress, req interface{}) inmemVerdict {
+	if _, ok := req.(*AppendEntriesRequest); !ok {
+		return inmemVerdict{}
 	}
-	return s.InmemTransport.AppendEntries(id, target, args, resp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return inmemVerdict{delay: s.delay[to]}
 }
 
 // faultCluster is a cluster whose nodes run on faultStores and

@@ -278,8 +278,10 @@ func (s *configGuardStore) requireNoViolation(t testing.TB) {
 
 // gatedTransport is an InmemTransport that can hold back AppendEntries
 // requests carrying entries to chosen targets, without failing them: the
-// request waits until the gate opens (or the transport closes). Heartbeats
-// pass, so the target keeps following the leader while it falls behind.
+// request waits until the gate opens (or the transport, or the pipeline it
+// is sent on, closes). Heartbeats pass, so the target keeps following the
+// leader while it falls behind. The gate is judged inside the
+// InmemTransport (its interceptor), so pipelined requests wait at it too.
 type gatedTransport struct {
 	*InmemTransport
 	mu    sync.Mutex
@@ -287,7 +289,9 @@ type gatedTransport struct {
 }
 
 func newGatedTransport(inner *InmemTransport) *gatedTransport {
-	return &gatedTransport{InmemTransport: inner, gates: map[ServerAddress]chan struct{}{}}
+	g := &gatedTransport{InmemTransport: inner, gates: map[ServerAddress]chan struct{}{}}
+	inner.setInterceptor(g.judge)
+	return g
 }
 
 // hold makes later entries to target wait; release lets them through.
@@ -308,25 +312,16 @@ func (g *gatedTransport) release(target ServerAddress) {
 	}
 }
 
-// AppendEntriesPipeline is refused, so every request passes the gate.
-func (g *gatedTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
-	return nil, ErrPipelineReplicationNotSupported
-}
-
-func (g *gatedTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
-	if len(args.Entries) > 0 {
-		g.mu.Lock()
-		gate := g.gates[target]
-		g.mu.Unlock()
-		if gate != nil {
-			select {
-			case <-gate:
-			case <-g.InmemTransport.closedCh:
-				return ErrTransportShutdown
-			}
-		}
+func (g *gatedTransport) judge(_, to ServerAddress, req interface{}) inmemVerdict {
+	if args, ok := req.(*AppendEntriesRequest); !ok || len(args.Entries) == 0 {
+		return inmemVerdict{}
 	}
-	return g.InmemTransport.AppendEntries(id, target, args, resp)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if gate := g.gates[to]; gate != nil {
+		return inmemVerdict{gate: gate}
+	}
+	return inmemVerdict{}
 }
 
 // isOneOf reports whether err is one of targets.

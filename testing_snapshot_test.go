@@ -68,9 +68,7 @@ func startWithFSM(c *testCluster, node *testNode, fsm *countingFSM) {
 	if c.opts.wrapTransport != nil {
 		node.runTrans = c.opts.wrapTransport(node)
 	}
-	r, err := NewRaft(node.conf, fsm, node.runStore, node.runStore, node.snaps, node.runTrans)
-	require.NoError(c.t, err)
-	node.raft = r
+	c.startWith(node, fsm)
 }
 
 // restartCounting stops node and starts it again from its stores with a
@@ -84,63 +82,64 @@ func restartCounting(c *testCluster, node *testNode) *countingFSM {
 }
 
 // snapshotTransport is an InmemTransport that records every InstallSnapshot
-// it sends, and can answer the next AppendEntries carrying entries to a
-// target with a made-up rejection, as a stale reply from a follower that
-// once had a short log would look. It offers no pipeline, so every
-// AppendEntries passes through it.
+// it sends, and can answer the AppendEntries carrying entries to a target
+// with made-up rejections, as stale replies from a follower that once had a
+// short log would look, until a snapshot is installed on it. Both are judged
+// inside the InmemTransport (its interceptor), so pipelined requests get the
+// made-up rejections too (a rejected pipeline falls back to single requests,
+// which the rejection then sends back to the snapshot).
 type snapshotTransport struct {
 	*InmemTransport
 	mu sync.Mutex
 	// installed counts the InstallSnapshot calls that succeeded, by target.
 	installed map[ServerAddress]int
-	// rejectOnce maps a target to the LastLog of the rejection its next
-	// AppendEntries with entries gets instead of being delivered.
-	rejectOnce map[ServerAddress]uint64
+	// rejectTo maps a target to the LastLog of the rejection its
+	// AppendEntries with entries get instead of being delivered, until the
+	// next successful InstallSnapshot to it.
+	rejectTo map[ServerAddress]uint64
 	// afterInstall, if set, runs after each successful InstallSnapshot and
 	// before the sender can send the target anything else.
 	afterInstall func(target ServerAddress, req *InstallSnapshotRequest)
 }
 
 func newSnapshotTransport(inner *InmemTransport) *snapshotTransport {
-	return &snapshotTransport{
+	s := &snapshotTransport{
 		InmemTransport: inner,
 		installed:      map[ServerAddress]int{},
-		rejectOnce:     map[ServerAddress]uint64{},
+		rejectTo:       map[ServerAddress]uint64{},
 	}
+	inner.setInterceptor(s.judge)
+	return s
 }
 
-func (s *snapshotTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest,
-	resp *InstallSnapshotResponse, data io.Reader) error {
-	err := s.InmemTransport.InstallSnapshot(id, target, args, resp, data)
-	if err != nil || !resp.Success {
-		return err
-	}
-	s.mu.Lock()
-	s.installed[target]++
-	hook := s.afterInstall
-	s.mu.Unlock()
-	if hook != nil {
-		hook(target, args)
-	}
-	return nil
-}
-
-func (s *snapshotTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
-	if len(args.Entries) > 0 {
-		s.mu.Lock()
-		lastLog, reject := s.rejectOnce[target]
-		delete(s.rejectOnce, target)
-		s.mu.Unlock()
-		if reject {
-			*resp = AppendEntriesResponse{Term: args.Term, LastLog: lastLog, NoRetryBackoff: true}
+func (s *snapshotTransport) judge(_, to ServerAddress, req interface{}) inmemVerdict {
+	switch args := req.(type) {
+	case *InstallSnapshotRequest:
+		return inmemVerdict{answered: func(resp interface{}, err error) error {
+			if err != nil || !resp.(*InstallSnapshotResponse).Success {
+				return err
+			}
+			s.mu.Lock()
+			s.installed[to]++
+			delete(s.rejectTo, to)
+			hook := s.afterInstall
+			s.mu.Unlock()
+			if hook != nil {
+				hook(to, args)
+			}
 			return nil
+		}}
+	case *AppendEntriesRequest:
+		if len(args.Entries) == 0 {
+			return inmemVerdict{}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if lastLog, reject := s.rejectTo[to]; reject {
+			return inmemVerdict{respond: &AppendEntriesResponse{Term: args.Term, LastLog: lastLog, NoRetryBackoff: true}}
 		}
 	}
-	return s.InmemTransport.AppendEntries(id, target, args, resp)
-}
-
-func (s *snapshotTransport) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
-	return nil, ErrPipelineReplicationNotSupported
+	return inmemVerdict{}
 }
 
 // installsTo returns how many snapshots were installed on target.
@@ -150,12 +149,13 @@ func (s *snapshotTransport) installsTo(target ServerAddress) int {
 	return s.installed[target]
 }
 
-// rejectNext makes the next AppendEntries with entries to target come back
-// rejected with lastLog, undelivered.
-func (s *snapshotTransport) rejectNext(target ServerAddress, lastLog uint64) {
+// rejectUntilSnapshot makes every AppendEntries with entries to target come
+// back rejected with lastLog, undelivered, until a snapshot is installed on
+// target.
+func (s *snapshotTransport) rejectUntilSnapshot(target ServerAddress, lastLog uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rejectOnce[target] = lastLog
+	s.rejectTo[target] = lastLog
 }
 
 func (s *snapshotTransport) setAfterInstall(hook func(target ServerAddress, req *InstallSnapshotRequest)) {

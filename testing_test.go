@@ -116,15 +116,21 @@ type testNode struct {
 	snaps *InmemSnapshotStore
 	trans *InmemTransport
 	// runStore and runTrans are what the node runs on: store and trans, or
-	// the wrappers of clusterOptions.
+	// the wrappers of clusterOptions. The node's Raft sees them through the
+	// strict doubles of its current run (testing_strict_test.go).
 	runStore raftStore
 	runTrans Transport
+	// strict holds the strict doubles of the node's current run.
+	strict *strictNode
 }
 
 type testCluster struct {
 	t     testing.TB
 	opts  clusterOptions
 	nodes []*testNode
+	// violations collects every broken rule of the contract with user code
+	// that the nodes' strict doubles saw; close reports them.
+	violations *contractViolations
 }
 
 // testLogger is silent unless RAFT_TEST_LOG names a level.
@@ -173,7 +179,9 @@ type clusterOptions struct {
 
 // newTestCluster starts n fully connected, bootstrapped voters.
 func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
-	c := &testCluster{t: t, opts: opts}
+	c := &testCluster{t: t, opts: opts, violations: &contractViolations{}}
+	// Also for tests that never close the cluster; close reports first.
+	t.Cleanup(func() { c.violations.report(t) })
 	var configuration Configuration
 	for i := range n {
 		id := ServerID(fmt.Sprintf("node%d", i))
@@ -208,9 +216,28 @@ func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
 
 // start creates the node's Raft from its stores.
 func (c *testCluster) start(node *testNode) {
-	r, err := NewRaft(node.conf, node.fsm, node.runStore, node.runStore, node.snaps, node.runTrans)
+	c.startWith(node, node.fsm)
+}
+
+// startWith creates the node's Raft on fsm, its runStore and its runTrans,
+// each seen through a strict double that records broken contract rules.
+func (c *testCluster) startWith(node *testNode, fsm FSM) {
+	c.t.Helper()
+	strict, store, trans, strictFSM := newStrictNode(c.violations, node.id, node.runStore, node.runTrans, fsm)
+	r, err := NewRaft(node.conf, strictFSM, store, store, node.snaps, trans)
 	require.NoError(c.t, err)
 	node.raft = r
+	node.strict = strict
+}
+
+// stopNode shuts node down; once Shutdown has returned, any call into its
+// store or FSM is a violation.
+func (c *testCluster) stopNode(node *testNode) error {
+	err := node.raft.Shutdown().Error()
+	if node.strict != nil {
+		node.strict.retire()
+	}
+	return err
 }
 
 func (c *testCluster) fullyConnect() {
@@ -344,7 +371,7 @@ func (c *testCluster) requireSameFSMs(nodes ...*testNode) {
 
 // shutdownNode stops a node, keeping its stores for a restart.
 func (c *testCluster) shutdownNode(node *testNode) {
-	require.NoError(c.t, node.raft.Shutdown().Error())
+	require.NoError(c.t, c.stopNode(node))
 }
 
 // restartNode starts a stopped node again from its stores, with a fresh FSM
@@ -360,13 +387,16 @@ func (c *testCluster) restartNode(node *testNode) {
 	c.start(node)
 }
 
-// close shuts every node down.
+// close shuts every node down and fails the test with every broken rule
+// of the contract with user code that the strict doubles saw.
 func (c *testCluster) close() {
+	c.t.Helper()
 	for _, node := range c.nodes {
 		if node.raft != nil {
-			require.NoError(c.t, node.raft.Shutdown().Error())
+			require.NoError(c.t, c.stopNode(node))
 		}
 	}
+	c.violations.report(c.t)
 }
 
 // applyN applies n commands "<prefix>-<i>" on the leader and waits for all.
