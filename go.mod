@@ -29,3 +29,11 @@ require (
 	golang.org/x/sys v0.0.0-20220503163025-988cb79eb6c6 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 )
+
+// The bench package imports the root by the path applications know it by
+// under their replace; inside this repository that path is served by a
+// module of aliases (see internal/hashicorppath/raft.go). This replace does
+// not apply to applications.
+require github.com/hashicorp/raft v1.7.3
+
+replace github.com/hashicorp/raft => ./internal/hashicorppath

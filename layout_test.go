@@ -11,13 +11,14 @@ import (
 	"testing"
 )
 
-// TestRootPackageImportsNoOtherPackageOfThisModule guards the rule that
+// TestRootPackageAndItsTestsImportNothingByOurModulePath guards the rule that
 // makes the module a drop-in for github.com/hashicorp/raft: an application
 // replaces that path with this module, and Go resolves any import of a
 // sibling package by our own module path as a module that the application
 // does not (and must not) require. So no file of the root package, test
-// files included, may import github.com/quorumkit/raft/... .
-func TestRootPackageImportsNoOtherPackageOfThisModule(t *testing.T) {
+// files included, may import github.com/quorumkit/raft/... ; nor may an
+// external test package (raft_test) import the root itself by that path.
+func TestRootPackageAndItsTestsImportNothingByOurModulePath(t *testing.T) {
 	module := modulePath(t)
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -37,8 +38,8 @@ func TestRootPackageImportsNoOtherPackageOfThisModule(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: bad import %s: %v", name, imp.Path.Value, err)
 			}
-			if strings.HasPrefix(path, module+"/") {
-				t.Errorf("%s imports %s: the root package and its tests may import no other package of %s", name, path, module)
+			if path == module || strings.HasPrefix(path, module+"/") {
+				t.Errorf("%s imports %s: the root package and its tests may import no package of %s by that path", name, path, module)
 			}
 		}
 	}
