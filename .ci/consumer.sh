@@ -459,7 +459,18 @@ step() {
 
 echo "== consumer check against $against in $app"
 step go mod tidy
-echo "go line after tidy: $(grep '^go ' go.mod)"
+app_go=$(sed -n 's/^go //p' go.mod)
+echo "go line after tidy: go $app_go"
+if [ "$against" = ours ]; then
+  # The application started at go 1.20 (hashicorp/raft v1.7.3's line); tidy
+  # may raise it to ours and no further, or a dependency of ours has
+  # raised every switching application's go line behind our back.
+  ours_go=$(sed -n 's/^go //p' "$repo/go.mod")
+  if [ "$app_go" != "$ours_go" ]; then
+    echo "consumer check: go mod tidy set the application's go line to $app_go, want $ours_go (this module's); a dependency asks for a newer Go" >&2
+    exit 1
+  fi
+fi
 step go build ./...
 step go vet ./...
 step go test -count=1 ./...

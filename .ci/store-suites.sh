@@ -65,6 +65,7 @@ for store in "${stores[@]}"; do
     fail=$(grep -c '"Action":"fail","Package":"[^"]*","Test"' "$copy.json" || true)
     skip=$(grep -c '"Action":"skip","Package":"[^"]*","Test"' "$copy.json" || true)
     echo "$module: $pass passed, $fail failed, $skip skipped (subtests included)"
+    echo "$pass $fail" >>"$work/counts"
     if [ "$status" -ne 0 ]; then
       echo "$module: go test failed"
       # Packages whose tests did not build (their tests did not run), with
@@ -85,8 +86,15 @@ for store in "${stores[@]}"; do
   ) || failed=1
 done
 
+total_pass=0
+total_fail=0
+if [ -f "$work/counts" ]; then
+  while read -r p f; do total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); done <"$work/counts"
+fi
 if [ "$failed" -ne 0 ]; then
   echo "store suites against $against: FAILED" >&2
+  echo "store-suites: $total_pass passed, $total_fail failed"
   exit 1
 fi
 echo "store suites against $against: ok"
+echo "store-suites: $total_pass passed, $total_fail failed"
