@@ -67,6 +67,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -180,10 +181,10 @@ func (n *node) start() error {
 	conf := raft.DefaultConfig()
 	conf.LocalID = n.id
 	conf.Logger = hclog.NewNullLogger()
-	conf.HeartbeatTimeout = 100e6
-	conf.ElectionTimeout = 100e6
-	conf.LeaderLeaseTimeout = 100e6
-	conf.CommitTimeout = 5e6
+	conf.HeartbeatTimeout = 100 * time.Millisecond
+	conf.ElectionTimeout = 100 * time.Millisecond
+	conf.LeaderLeaseTimeout = 100 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
 	n.fsm = &counter{}
 	r, err := raft.NewRaft(conf, n.fsm, logs, stable, snaps, n.trans)
 	if err != nil {

@@ -14,7 +14,7 @@
 # included, fails the script.
 #
 #   .ci/store-suites.sh                      # against this checkout
-#   .ci/store-suites.sh --against-hashicorp  # the same copies, unchanged
+#   .ci/store-suites.sh --against-hashicorp  # the same copies on hashicorp/raft v1.7.3
 #
 # Real time and real disk: these are the stores' own tests.
 set -euo pipefail
@@ -32,6 +32,18 @@ stores=(
   github.com/hashicorp/raft-boltdb/v2@v2.3.1
   github.com/hashicorp/raft-wal@v0.4.0
 )
+
+# Tests of theirs that fail against hashicorp/raft as well, for reasons
+# that touch nothing of raft; each is skipped with its reason, in both modes.
+#  - raft-wal's TestFrameCodecFuzz (segment) panics whenever its random
+#    uint16 frame length exceeds its 65,528-byte test value: 7 lengths of
+#    65,536 per draw, 1,000 draws a run, so about one run in ten fails
+#    ("slice bounds out of range [:65534] with capacity 65528" in
+#    writeFrame). It tests segment frame encoding only.
+skip_tests='^TestFrameCodecFuzz$'
+
+# The hashicorp/raft release the baseline (--against-hashicorp) runs with.
+hashicorp_raft=v1.7.3
 
 export GOTOOLCHAIN=local
 
@@ -56,15 +68,19 @@ for store in "${stores[@]}"; do
     cd "$copy"
     if [ "$against" = ours ]; then
       go mod edit -replace "github.com/hashicorp/raft=$repo"
+    else
+      # The release applications switch from, not the older one each store
+      # happens to pin.
+      go mod edit -require "github.com/hashicorp/raft@$hashicorp_raft"
     fi
     go mod tidy
     echo "go line after tidy: $(grep '^go ' go.mod)"
     status=0
-    go test -count=1 -json ./... >"$copy.json" 2>"$copy.stderr" || status=$?
+    go test -count=1 -skip "$skip_tests" -json ./... >"$copy.json" 2>"$copy.stderr" || status=$?
     pass=$(grep -c '"Action":"pass","Package":"[^"]*","Test"' "$copy.json" || true)
     fail=$(grep -c '"Action":"fail","Package":"[^"]*","Test"' "$copy.json" || true)
     skip=$(grep -c '"Action":"skip","Package":"[^"]*","Test"' "$copy.json" || true)
-    echo "$module: $pass passed, $fail failed, $skip skipped (subtests included)"
+    echo "$module: $pass passed, $fail failed, $skip skipped (subtests included; -skip '$skip_tests')"
     echo "$pass $fail" >>"$work/counts"
     if [ "$status" -ne 0 ]; then
       echo "$module: go test failed"
