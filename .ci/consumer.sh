@@ -95,70 +95,71 @@ func openStore(kind, dir string) (raft.LogStore, raft.StableStore, io.Closer, er
 	return nil, nil, nil, fmt.Errorf("unknown store kind %q", kind)
 }
 
-// counter is the FSM: it sums the uint64 commands it applies.
-type counter struct {
-	mu      sync.Mutex
-	applied int
-	sum     uint64
+// recorder is the FSM: it records the uint64 commands it applies, in order.
+type recorder struct {
+	mu   sync.Mutex
+	cmds []uint64
 }
 
-func (c *counter) Apply(l *raft.Log) interface{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.applied++
-	c.sum += binary.BigEndian.Uint64(l.Data)
-	return c.sum
+func (r *recorder) Apply(l *raft.Log) interface{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cmds = append(r.cmds, binary.BigEndian.Uint64(l.Data))
+	return len(r.cmds)
 }
 
-func (c *counter) state() (int, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.applied, c.sum
+// applied returns a copy of the commands applied so far, in order.
+func (r *recorder) applied() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.cmds...)
 }
 
-func (c *counter) Snapshot() (raft.FSMSnapshot, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return counterSnapshot{applied: c.applied, sum: c.sum}, nil
+func (r *recorder) Snapshot() (raft.FSMSnapshot, error) {
+	return recorderSnapshot(r.applied()), nil
 }
 
-func (c *counter) Restore(rc io.ReadCloser) error {
+func (r *recorder) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var buf [16]byte
-	if _, err := io.ReadFull(rc, buf[:]); err != nil {
+	data, err := io.ReadAll(rc)
+	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.applied = int(binary.BigEndian.Uint64(buf[:8]))
-	c.sum = binary.BigEndian.Uint64(buf[8:])
+	if len(data)%8 != 0 {
+		return fmt.Errorf("snapshot of %d bytes is not a list of uint64", len(data))
+	}
+	cmds := make([]uint64, 0, len(data)/8)
+	for i := 0; i < len(data); i += 8 {
+		cmds = append(cmds, binary.BigEndian.Uint64(data[i:]))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cmds = cmds
 	return nil
 }
 
-type counterSnapshot struct {
-	applied int
-	sum     uint64
-}
+type recorderSnapshot []uint64
 
-func (s counterSnapshot) Persist(sink raft.SnapshotSink) error {
-	var buf [16]byte
-	binary.BigEndian.PutUint64(buf[:8], uint64(s.applied))
-	binary.BigEndian.PutUint64(buf[8:], s.sum)
-	if _, err := sink.Write(buf[:]); err != nil {
+func (s recorderSnapshot) Persist(sink raft.SnapshotSink) error {
+	data := make([]byte, 0, 8*len(s))
+	for _, cmd := range s {
+		data = binary.BigEndian.AppendUint64(data, cmd)
+	}
+	if _, err := sink.Write(data); err != nil {
 		_ = sink.Cancel()
 		return err
 	}
 	return sink.Close()
 }
 
-func (counterSnapshot) Release() {}
+func (recorderSnapshot) Release() {}
 
 // node is one server: its Raft, FSM, stores and transport.
 type node struct {
 	id    raft.ServerID
 	kind  string
 	dir   string
-	fsm   *counter
+	fsm   *recorder
 	raft  *raft.Raft
 	store io.Closer
 	trans *raft.InmemTransport
@@ -181,11 +182,11 @@ func (n *node) start() error {
 	conf := raft.DefaultConfig()
 	conf.LocalID = n.id
 	conf.Logger = hclog.NewNullLogger()
-	conf.HeartbeatTimeout = 100 * time.Millisecond
-	conf.ElectionTimeout = 100 * time.Millisecond
-	conf.LeaderLeaseTimeout = 100 * time.Millisecond
+	conf.HeartbeatTimeout = 300 * time.Millisecond
+	conf.ElectionTimeout = 300 * time.Millisecond
+	conf.LeaderLeaseTimeout = 300 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
-	n.fsm = &counter{}
+	n.fsm = &recorder{}
 	r, err := raft.NewRaft(conf, n.fsm, logs, stable, snaps, n.trans)
 	if err != nil {
 		closer.Close()
@@ -290,7 +291,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Println("sum", f.Response())
+		fmt.Println("applied", f.Response(), "commands")
 	}
 }
 EOF
@@ -364,33 +365,74 @@ func leaderOf(t *testing.T, nodes []*node) *node {
 	return leader
 }
 
-// applyRange applies the commands from..to on the leader, retrying on a new
-// leader if leadership moves (the outcome of a failed Apply is unknown, so
-// the test counts only what the FSMs report).
+// applyRange applies the commands from..to on the leader. A failed Apply
+// is retried, on whichever node leads by then, until the deadline: its
+// outcome may be unknown, so a command can be applied twice, and the
+// checks below allow that.
 func applyRange(t *testing.T, nodes []*node, from, to uint64) {
 	t.Helper()
 	for i := from; i <= to; i++ {
 		var cmd [8]byte
 		binary.BigEndian.PutUint64(cmd[:], i)
-		if err := leaderOf(t, nodes).raft.Apply(cmd[:], 5*time.Second).Error(); err != nil {
-			t.Fatalf("apply %d: %v", i, err)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			err := leaderOf(t, nodes).raft.Apply(cmd[:], 2*time.Second).Error()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("apply %d: %v", i, err)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
 
-func waitConverged(t *testing.T, nodes []*node, applied int) {
+// waitConverged waits until every running node has applied the same
+// commands in the same order as the leader, after a barrier, and checks
+// that they include every command 1..last.
+func waitConverged(t *testing.T, nodes []*node, last uint64) {
 	t.Helper()
-	want := uint64(applied * (applied + 1) / 2)
+	var want []uint64
+	waitFor(t, "a barrier on the leader", func() bool {
+		leader := leaderOf(t, nodes)
+		if leader.raft.Barrier(2*time.Second).Error() != nil {
+			return false
+		}
+		want = leader.fsm.applied()
+		return true
+	})
+	seen := map[uint64]bool{}
+	for _, cmd := range want {
+		seen[cmd] = true
+	}
+	for cmd := uint64(1); cmd <= last; cmd++ {
+		if !seen[cmd] {
+			t.Fatalf("the leader never applied command %d; it applied %v", cmd, want)
+		}
+	}
 	for _, n := range nodes {
 		n := n
 		waitFor(t, string(n.id)+" ("+n.kind+") to apply every command", func() bool {
-			got, sum := n.fsm.state()
-			if got > applied || (got == applied && sum != want) {
-				t.Fatalf("%s (%s) applied %d commands summing to %d, want %d summing to %d", n.id, n.kind, got, sum, applied, want)
+			got := n.fsm.applied()
+			if len(got) > len(want) || !equal(got, want[:len(got)]) {
+				t.Fatalf("%s (%s) applied %v, not a prefix of the leader's %v", n.id, n.kind, got, want)
 			}
-			return got == applied
+			return len(got) == len(want)
 		})
 	}
+}
+
+func equal(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func TestClusterOnThirdPartyStores(t *testing.T) {
@@ -421,7 +463,7 @@ func TestClusterOnThirdPartyStores(t *testing.T) {
 
 	// Restart each node in turn from its own files: it must come back
 	// with its term, vote, log and snapshot, and catch up.
-	applied := 50
+	last := uint64(50)
 	for _, n := range nodes {
 		if err := n.stop(); err != nil {
 			t.Fatalf("stop %s (%s): %v", n.id, n.kind, err)
@@ -439,13 +481,13 @@ func TestClusterOnThirdPartyStores(t *testing.T) {
 				others = append(others, o)
 			}
 		}
-		applyRange(t, others, uint64(applied+1), uint64(applied+10))
-		applied += 10
+		applyRange(t, others, last+1, last+10)
+		last += 10
 		if err := n.start(); err != nil {
 			t.Fatalf("restart %s (%s): %v", n.id, n.kind, err)
 		}
 		connect(nodes)
-		waitConverged(t, nodes, applied)
+		waitConverged(t, nodes, last)
 	}
 }
 EOF
