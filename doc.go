@@ -96,6 +96,17 @@
 // (DefaultMaxMessageSize, 64 MiB) is refused before it is allocated, and
 // replication is pipelined.
 //
+// # Packages
+//
+// This package, its tests included, imports no other package of its
+// module, so that an application can switch from hashicorp/raft with one
+// replace line: under the replace this package is known as
+// github.com/hashicorp/raft, and an import of a sibling package by our own
+// path would name a module the application does not require. That holds
+// for test files too (go mod tidy walks the tests of imported packages), so
+// the examples are in package raft rather than raft_test. Subpackages (wal,
+// rafttest, bench) import this one, never the reverse.
+//
 // # Differences from hashicorp/raft
 //
 // The README lists them; in short: only protocol version 3 is spoken,

@@ -1,4 +1,6 @@
-package raft_test
+//go:build go1.25
+
+package raft
 
 import (
 	"fmt"
@@ -7,8 +9,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/quorumkit/raft"
 )
+
+// The examples are in package raft, not raft_test, because an external test
+// package would import this package by our own module path, which an
+// application that knows the module as github.com/hashicorp/raft cannot
+// resolve (go mod tidy walks the tests of the packages it imports).
 
 // counterFSM is a tiny state machine: it counts the commands applied.
 type counterFSM struct {
@@ -16,14 +22,14 @@ type counterFSM struct {
 	count int
 }
 
-func (f *counterFSM) Apply(l *raft.Log) interface{} {
+func (f *counterFSM) Apply(l *Log) interface{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count++
 	return f.count
 }
 
-func (f *counterFSM) Snapshot() (raft.FSMSnapshot, error) {
+func (f *counterFSM) Snapshot() (FSMSnapshot, error) {
 	return nil, fmt.Errorf("not needed in this example")
 }
 
@@ -32,26 +38,26 @@ func (f *counterFSM) Restore(rc io.ReadCloser) error { return rc.Close() }
 // ExampleNewRaft starts a single-node cluster in memory, waits for it to
 // lead, and applies a command.
 func ExampleNewRaft() {
-	conf := raft.DefaultConfig()
+	conf := DefaultConfig()
 	conf.LocalID = "node1"
 	conf.HeartbeatTimeout = 50 * time.Millisecond
 	conf.ElectionTimeout = 50 * time.Millisecond
 	conf.LeaderLeaseTimeout = 50 * time.Millisecond
 	conf.Logger = hclog.NewNullLogger()
 
-	store := raft.NewInmemStore()
-	snapshots := raft.NewInmemSnapshotStore()
-	addr, transport := raft.NewInmemTransport("")
+	store := NewInmemStore()
+	snapshots := NewInmemSnapshotStore()
+	addr, transport := NewInmemTransport("")
 	fsm := &counterFSM{}
 
-	r, err := raft.NewRaft(conf, fsm, store, store, snapshots, transport)
+	r, err := NewRaft(conf, fsm, store, store, snapshots, transport)
 	if err != nil {
 		panic(err)
 	}
 	defer func() { _ = r.Shutdown().Error() }()
 
-	err = r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
-		{Suffrage: raft.Voter, ID: conf.LocalID, Address: addr},
+	err = r.BootstrapCluster(Configuration{Servers: []Server{
+		{Suffrage: Voter, ID: conf.LocalID, Address: addr},
 	}}).Error()
 	if err != nil {
 		panic(err)

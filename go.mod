@@ -1,13 +1,13 @@
 module github.com/quorumkit/raft
 
-go 1.26
+go 1.23
 
 require (
 	github.com/anishathalye/porcupine v1.3.1
 	github.com/armon/go-metrics v0.4.1
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-metrics v0.5.4
-	github.com/hashicorp/go-msgpack/v2 v2.1.5
+	github.com/hashicorp/go-msgpack/v2 v2.1.3
 	github.com/prometheus/client_golang v1.11.1
 	github.com/stretchr/testify v1.12.1
 )
@@ -26,6 +26,14 @@ require (
 	github.com/prometheus/common v0.26.0 // indirect
 	github.com/prometheus/procfs v0.6.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sys v0.0.0-20220503163025-988cb79eb6c6 // indirect
+	golang.org/x/sys v0.28.0 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 )
+
+// The bench package imports the root by the path applications know it by
+// under their replace; inside this repository that path is served by a
+// module of aliases (see internal/hashicorppath/raft.go). This replace does
+// not apply to applications.
+require github.com/hashicorp/raft v1.7.3
+
+replace github.com/hashicorp/raft => ./internal/hashicorppath

@@ -245,7 +245,7 @@ func appendTime(buf []byte, t time.Time, newTimeFormat bool) ([]byte, error) {
 		// a fixraw either way.
 		headerAt := len(buf)
 		buf = append(buf, 0)
-		buf, err := t.AppendBinary(buf)
+		buf, err := appendMarshalBinary(buf, t)
 		if err != nil {
 			return nil, fmt.Errorf("raft-net: encode AppendedAt: %w", err)
 		}

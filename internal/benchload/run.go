@@ -115,7 +115,9 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 	clients := make([]clientState, w.Clients)
 	var wg sync.WaitGroup
 	for i := range clients {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			cs := &clients[i]
 			cmd := make([]byte, w.Payload)
 			for j := range cmd {
@@ -138,7 +140,7 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 				}
 				cs.hist.Record(elapsed)
 			}
-		})
+		}()
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()

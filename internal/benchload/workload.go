@@ -120,7 +120,7 @@ func ParseWorkloads(s string) ([]Workload, error) {
 		return Matrix(), nil
 	}
 	var out []Workload
-	for item := range strings.SplitSeq(s, ",") {
+	for _, item := range strings.Split(s, ",") {
 		if strings.TrimSpace(item) == "" {
 			continue
 		}
