@@ -55,8 +55,8 @@ type raftLog struct {
 	// caller's goroutine under queueMu instead (no hand-off to the writer
 	// and back on a follower's hot path); order and one-write-at-a-time
 	// hold either way.
-	queueMu sync.Mutex
-	queued  int
+	queueMu    sync.Mutex
+	queued     int
 	shutdownCh <-chan struct{}
 	// leaderWriteFailed is set by the writer when a leader's write fails.
 	// From then on the writer skips leader writes and refuses follower
