@@ -52,11 +52,15 @@ type raftLog struct {
 	cmds chan *logCommand
 	// queueMu guards queued, the commands submitted to the writer and not
 	// finished. With none, a command the caller waits for runs on the
-	// caller's goroutine under queueMu instead (no hand-off to the writer
-	// and back on a follower's hot path); order and one-write-at-a-time
-	// hold either way.
-	queueMu    sync.Mutex
-	queued     int
+	// caller's goroutine instead (no hand-off to the writer and back on a
+	// follower's hot path); order and one-write-at-a-time hold either way.
+	queueMu sync.Mutex
+	queued  int
+	// writing is held (a value in it) by whoever runs a command against
+	// the store: the writer or a caller running its own command. It is a
+	// channel, not a mutex, so that waiting for it is a durable block in a
+	// testing/synctest bubble, where a store write may sleep.
+	writing    chan struct{}
 	shutdownCh <-chan struct{}
 	// leaderWriteFailed is set by the writer when a leader's write fails.
 	// From then on the writer skips leader writes and refuses follower
@@ -126,6 +130,7 @@ func newRaftLog(store LogStore, logger hclog.Logger, shutdownCh <-chan struct{},
 		trailingLogs: trailingLogs,
 		violated:     violated,
 		cmds:         make(chan *logCommand, 64),
+		writing:      make(chan struct{}, 1),
 		shutdownCh:   shutdownCh,
 	}
 }
@@ -193,13 +198,18 @@ func (l *raftLog) submit(cmd *logCommand) bool {
 func (l *raftLog) await(cmd *logCommand) logResult {
 	l.queueMu.Lock()
 	if l.queued == 0 {
-		defer l.queueMu.Unlock()
 		select {
-		case <-l.shutdownCh:
-			return logResult{err: ErrRaftShutdown}
+		case l.writing <- struct{}{}:
+			l.queueMu.Unlock()
+			defer func() { <-l.writing }()
+			select {
+			case <-l.shutdownCh:
+				return logResult{err: ErrRaftShutdown}
+			default:
+			}
+			return l.execute(cmd)
 		default:
 		}
-		return l.execute(cmd)
 	}
 	l.queueMu.Unlock()
 	cmd.done = make(chan logResult, 1)
@@ -464,7 +474,9 @@ func (l *raftLog) writeLoop() {
 			}
 		}
 		if cmd.kind != cmdLeaderAppend {
+			l.writing <- struct{}{}
 			res := l.execute(cmd)
+			<-l.writing
 			l.finished(1)
 			cmd.done <- res
 			continue
@@ -485,7 +497,9 @@ func (l *raftLog) writeLoop() {
 				break merge
 			}
 		}
+		l.writing <- struct{}{}
 		l.writeLeaderBatch(batch, merged)
+		<-l.writing
 		l.finished(len(merged))
 		clear(batch)
 		clear(merged)
