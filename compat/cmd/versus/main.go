@@ -1,7 +1,14 @@
-// Command versus runs the benchload workloads against quorumkit/raft and
-// hashicorp/raft v1.7 (with hashicorp/raft-wal as its durable store) in one
-// invocation, alternating the two libraries run by run so that both see the
-// same machine, and prints the ratio ours/theirs for every row.
+// Command versus runs the benchload workloads against three builds in one
+// invocation, rotating their order run by run so that all see the same
+// machine, and prints the ratios between them for every row:
+//
+//   - stack: quorumkit/raft on its own wal store;
+//   - core: quorumkit/raft on hashicorp/raft-wal behind a LogCache (only
+//     for durable workloads; with in-memory stores it would be the stack);
+//   - theirs: hashicorp/raft v1.7 on hashicorp/raft-wal behind a LogCache.
+//
+// stack/theirs is what a user gains; core/theirs and stack/core measure
+// the core and the store apart.
 //
 //	cd compat && go run ./cmd/versus -workloads default
 //
@@ -48,20 +55,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	ours := contender{"quorumkit", benchload.StartQuorumkit}
+	core := contender{"quorumkit-raftwal", benchload.StartQuorumkitOn(openRaftWAL)}
 	theirs := contender{"hashicorp", startHashicorp}
 	encoder := json.NewEncoder(stdout)
 	var rows []benchload.Comparison
 	var all []benchload.Result
 	for _, w := range workloads {
 		results := map[string][]benchload.Result{}
+		builds := []contender{ours, theirs}
+		if w.Durable() {
+			builds = []contender{ours, core, theirs}
+		}
 		for i := range flags.Runs {
-			// Alternate who goes first, so neither always runs on the
-			// machine the other just warmed up (or heated).
-			order := []contender{ours, theirs}
-			if i%2 == 1 {
-				order = []contender{theirs, ours}
-			}
-			for _, c := range order {
+			// Rotate who goes first, so no build always runs on the
+			// machine another just warmed up (or heated).
+			for j := range builds {
+				c := builds[(i+j)%len(builds)]
 				res, err := benchload.Bench(ctx, c.name, w, flags.Options(c.name), c.start)
 				if err != nil {
 					fmt.Fprintf(stderr, "versus: %s: %v\n", c.name, err)
@@ -83,16 +92,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		row := benchload.Comparison{
 			Workload: w,
 			Ours:     benchload.MedianResult(results[ours.name]),
+			Core:     benchload.MedianResult(results[core.name]),
 			Theirs:   benchload.MedianResult(results[theirs.name]),
 		}
 		rows = append(rows, row)
-		all = append(all, row.Ours, row.Theirs)
+		all = append(all, row.Ours)
+		if w.Durable() {
+			all = append(all, row.Core)
+		}
+		all = append(all, row.Theirs)
 	}
 	if flags.JSON {
 		return 0
 	}
-	fmt.Fprintf(stdout, "medians of %d alternating runs of %s each (after %s warm-up), ratio = ours/theirs\n\n",
-		flags.Runs, flags.Duration, flags.Warmup)
+	fmt.Fprintf(stdout, "medians of %d alternating runs of %s each (after %s warm-up); stack = quorumkit on its wal, "+
+		"core = quorumkit on raft-wal %s, theirs = hashicorp/raft on raft-wal\n\n",
+		flags.Runs, flags.Duration, flags.Warmup, raftWALVersion())
 	if err := benchload.WriteComparison(stdout, rows); err != nil {
 		fmt.Fprintln(stderr, "versus:", err)
 		return 1
