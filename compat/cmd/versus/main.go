@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/quorumkit/raft/internal/benchload"
@@ -47,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// others comes and goes over tens of seconds, so the medians of many
 	// alternating runs are steadier than one long run each.
 	flags := benchload.RegisterFlags(fs, 3*time.Second, time.Second, 5)
+	buildList := fs.String("builds", "stack,core,theirs", "builds to run, comma-separated: stack (ours on our wal), core (ours on raft-wal, durable workloads only), theirs (hashicorp/raft)")
 	workloads, ok := flags.Parse(fs, args, stderr)
 	if !ok {
 		return 2
@@ -57,14 +59,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ours := contender{"quorumkit", benchload.StartQuorumkit}
 	core := contender{"quorumkit-raftwal", benchload.StartQuorumkitOn(openRaftWAL)}
 	theirs := contender{"hashicorp", startHashicorp}
+	selected := map[string]bool{}
+	for name := range strings.SplitSeq(*buildList, ",") {
+		name = strings.TrimSpace(name)
+		if name != "stack" && name != "core" && name != "theirs" {
+			fmt.Fprintf(stderr, "versus: -builds: unknown build %q (want stack, core or theirs)\n", name)
+			return 2
+		}
+		selected[name] = true
+	}
 	encoder := json.NewEncoder(stdout)
 	var rows []benchload.Comparison
 	var all []benchload.Result
 	for _, w := range workloads {
 		results := map[string][]benchload.Result{}
-		builds := []contender{ours, theirs}
-		if w.Durable() {
-			builds = []contender{ours, core, theirs}
+		var builds []contender
+		if selected["stack"] {
+			builds = append(builds, ours)
+		}
+		if selected["core"] && w.Durable() {
+			builds = append(builds, core)
+		}
+		if selected["theirs"] {
+			builds = append(builds, theirs)
 		}
 		for i := range flags.Runs {
 			// Rotate who goes first, so no build always runs on the
@@ -96,11 +113,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Theirs:   benchload.MedianResult(results[theirs.name]),
 		}
 		rows = append(rows, row)
-		all = append(all, row.Ours)
-		if w.Durable() {
-			all = append(all, row.Core)
+		for _, r := range []benchload.Result{row.Ours, row.Core, row.Theirs} {
+			if r.Library != "" {
+				all = append(all, r)
+			}
 		}
-		all = append(all, row.Theirs)
 	}
 	if flags.JSON {
 		return 0
