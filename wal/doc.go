@@ -20,6 +20,14 @@
 //	00000000000000000001.seg segments, named by sequence number
 //	*.tmp                    unfinished writes, removed by Open
 //
+// A segment file is created at its full size (fallocate on Linux), so that
+// an append neither grows the file nor allocates blocks beyond what the
+// reservation made: the fdatasync of each append then has less file
+// metadata to flush. The reserved space reads as zeros, and a run of zeros
+// to the end of the file ends a segment's frames (no frame starts with a
+// zero byte). A segment that fills up is cut back to its last frame when
+// the next one starts.
+//
 // Every integer is little-endian; every header carries format version 1,
 // and Open refuses other versions.
 //
@@ -76,8 +84,10 @@
 //
 // Tail deletion: if it reaches into older segments, wal.meta first names the
 // segment holding the new last entry as the newest, then the newer segments
-// are deleted. In that segment the file is cut (ftruncate, synced) at the
-// start of the frame holding the first deleted entry; if that entry is in
+// are deleted. In that segment the file is cut (ftruncate, space reserved
+// again, synced) at the start of the frame holding the first deleted entry,
+// which erases the deleted frames rather than leaving them behind later,
+// shorter appends; if that entry is in
 // the middle of a frame, the file is instead cut after that frame and a
 // truncation marker appended and synced. A crash at any step leaves a prefix
 // of the old log that is at least the intended result, and the store
@@ -90,9 +100,10 @@
 //
 // # Recovery
 //
-// Open reads every segment and checks every frame checksum. In the newest
+// Open reads every segment and checks every frame checksum. Zeros running
+// to the end of a file are reserved space, not damage. In the newest
 // segment a bad frame with no valid frame after it is a torn write: the file
-// is cut there and a warning logged. A frame or marker is also only accepted
+// is cut there (and its space reserved again) and a warning logged. A frame or marker is also only accepted
 // if it continues the index run. Anything else (a bad frame followed by a
 // valid one, a bad frame in an older segment, a missing segment, a damaged
 // or missing wal.meta) makes Open fail with an error naming the file and

@@ -117,6 +117,11 @@ func (g *segment) scanFrames(buf []byte, newest bool) (tornAt int64, err error) 
 	for off < len(buf) {
 		h, n, perr := parseFrame(buf[off:])
 		if perr != nil {
+			if allZero(buf[off:]) {
+				// Reserved space never written (see preallocate): the
+				// frames end here. No frame starts with a zero byte.
+				break
+			}
 			if newest && !validFrameAfter(buf, off+1) {
 				g.size = int64(off)
 				return int64(off), nil
@@ -130,6 +135,19 @@ func (g *segment) scanFrames(buf []byte, newest bool) (tornAt int64, err error) 
 	}
 	g.size = int64(off)
 	return -1, nil
+}
+
+// allZero reports whether every byte of b is zero.
+func allZero(b []byte) bool {
+	var zeros [4096]byte
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // validFrameAfter reports whether any complete, checksummed frame starts at
@@ -166,3 +184,17 @@ func syncDir(dir string, sync func(*os.File) error) error {
 
 // segmentPath returns the path of segment seq in dir.
 func segmentPath(dir string, seq uint64) string { return filepath.Join(dir, segmentName(seq)) }
+
+// preallocate reserves the segment's full size on disk, so that appends
+// neither change the file size nor allocate blocks, which would make every
+// fdatasync flush file metadata too. The space reads as zeros, which
+// recovery takes as the end of the frames. Where the file system cannot
+// reserve space the segment simply grows with each append.
+func (s *Store) preallocate(g *segment) {
+	if g.size >= int64(s.opts.SegmentSize) {
+		return
+	}
+	if err := allocate(g.f, g.size, int64(s.opts.SegmentSize)-g.size); err != nil {
+		s.logger.Debug("segment space not reserved; it grows with each append", "segment", g.path, "error", err)
+	}
+}

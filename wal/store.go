@@ -375,6 +375,7 @@ func (s *Store) createSegment(seq, base uint64) (*segment, error) {
 		return nil, fmt.Errorf("wal: create segment: %w", err)
 	}
 	g := &segment{seq: seq, base: base, first: base, path: path, f: f, size: segmentHeaderSize}
+	s.preallocate(g)
 	if _, err := f.WriteAt(encodeSegmentHeader(segmentHeader{seq: seq, base: base}), 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("wal: write segment header %s: %w", tmp, err)
@@ -412,8 +413,15 @@ func (s *Store) rotate(first uint64) (*segment, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	old := s.segments[len(s.segments)-1]
 	s.segments = append(s.segments, g)
 	s.mu.Unlock()
+	// The old segment keeps no reserved space: its file ends at its last
+	// frame, as recovery expects of older segments. Nothing depends on
+	// this being durable (a zero tail also reads as the end of the frames).
+	if err := old.f.Truncate(old.size); err != nil {
+		s.logger.Warn("could not release the reserved space of a full segment", "segment", old.path, "error", err)
+	}
 	incrCounter([]string{"raft", "wal", "segmentRotations"}, 1)
 	s.logger.Debug("started a new segment", "segment", g.path, "first_index", first)
 	return g, s.hit("rotate.named")
@@ -565,13 +573,17 @@ func (s *Store) deleteTail(from uint64) error {
 		cut = frameOff + frameHeaderSize + int64(fh.payloadLen) // keep the frame, mark the cut
 	}
 	if cut < g.size {
+		// Truncating, not just moving the write offset back, erases the
+		// deleted frames: left in place, they could read as a valid
+		// continuation of later appends. Space is then reserved again.
 		if err := g.f.Truncate(cut); err != nil {
 			return s.fail(fmt.Errorf("wal: truncate %s at offset %d: %w", g.path, cut, err))
 		}
+		g.size = cut
+		s.preallocate(g)
 		if err := s.syncFile(g.f); err != nil {
 			return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
 		}
-		g.size = cut
 	}
 	if err := s.hit("tail.cut"); err != nil {
 		return s.fail(err)
