@@ -166,23 +166,25 @@ func BenchmarkOpen1GiB(b *testing.B) {
 	}
 }
 
-// BenchmarkEntryCacheAddWhenFull adds 64-entry batches to a cache that is
-// full of 128-byte entries (32 MiB of them, the default budget), so every
-// add also evicts: the cost must not grow with the entries held.
+// BenchmarkEntryCacheAddWhenFull caches 64-entry batches of 128-byte
+// entries in a full arena (the default 32 MiB), so every batch also
+// evicts: the cost must not grow with the entries held.
 func BenchmarkEntryCacheAddWhenFull(b *testing.B) {
 	c := entryCache{limit: DefaultCacheSize}
-	batch := make([][]byte, 64)
-	for i := range batch {
-		batch[i] = make([]byte, entryHeaderSize+128)
-	}
+	const n, size = 64, entryHeaderSize + 128
 	next := uint64(1)
-	for c.bytes+len(batch)*len(batch[0]) <= c.limit {
-		c.add(next, batch)
-		next += uint64(len(batch))
+	add := func() {
+		_, pos := c.reserve(frameHeaderSize + n*size)
+		for i := range n {
+			c.add(next, pos+uint64(frameHeaderSize+i*size), size)
+			next++
+		}
+	}
+	for c.next < 2*uint64(c.limit) {
+		add()
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		c.add(next, batch)
-		next += uint64(len(batch))
+		add()
 	}
 }

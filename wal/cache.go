@@ -2,75 +2,113 @@ package wal
 
 // entryCache keeps the encoded form of the most recent entries, contiguous
 // from first, so that reads of fresh entries (replication to followers)
-// never touch the disk. The slices point into the frames as written; a
-// frame's memory is released once all of its entries are evicted.
+// never touch the disk.
 //
-// The entries sit in a ring, so that adding a batch and evicting the oldest
-// entries costs in proportion to the entries added, however many the cache
-// holds (a slice resliced from the front would be copied whole on every
-// batch once full).
+// The memory is one arena of limit bytes, reused as a ring: StoreLogs
+// encodes each batch's frame straight into the arena (reserve), writes it
+// to the segment from there, and then indexes its entries (add). So a
+// batch costs no allocation and no copy beyond its encoding, and the
+// garbage collector never sees the cached bytes. Bytes in the arena are
+// overwritten once newer frames need their place, so readers copy what they
+// return.
+//
+// Positions are logical: a frame at logical position p sits at p mod
+// len(arena), and a frame never straddles the end of the arena (the
+// position skips to the next lap instead). An entry stays cached while its
+// logical start is within the last len(arena) bytes of the newest frame.
 type entryCache struct {
-	limit int      // byte budget; negative disables the cache
-	first uint64   // index of the oldest entry
-	ring  [][]byte // encoded entries, headers included; ring[start] is the oldest
-	start int      // position of the oldest entry in ring
-	n     int      // number of entries held
-	bytes int      // sum of the lengths of the entries held
+	limit int    // arena size in bytes; negative disables the cache
+	arena []byte // allocated on first use
+
+	next uint64 // logical position of the next frame
+
+	// The cached entries, a ring: entries[start] is the entry at index
+	// first; n entries are held.
+	first   uint64
+	entries []cachedEntry
+	start   int
+	n       int
 }
 
-// at returns the slot of the i-th oldest entry.
-func (c *entryCache) at(i int) *[]byte {
-	j := c.start + i
-	if j >= len(c.ring) {
-		j -= len(c.ring)
+// cachedEntry is where one encoded entry (header included) lies.
+type cachedEntry struct {
+	pos uint64 // logical position
+	len int
+}
+
+// enabled reports whether frames of size bytes can be cached.
+func (c *entryCache) enabled(size int) bool { return c.limit > 0 && size <= c.limit }
+
+// reserve returns the arena space for the next frame of size bytes (size
+// must pass enabled) and its logical position, after evicting every entry
+// whose bytes it will overwrite. The caller holds the store's mu for
+// writing, and fills the space after releasing it: no reader can reach the
+// evicted bytes.
+func (c *entryCache) reserve(size int) ([]byte, uint64) {
+	if c.arena == nil {
+		c.arena = make([]byte, c.limit)
 	}
-	return &c.ring[j]
+	lap := uint64(len(c.arena))
+	if c.next%lap+uint64(size) > lap {
+		c.next += lap - c.next%lap
+	}
+	pos := c.next
+	c.next += uint64(size)
+	for c.n > 0 && c.at(0).pos+lap < c.next {
+		c.dropOldest()
+	}
+	off := pos % lap
+	return c.arena[off : off+uint64(size) : off+uint64(size)], pos
 }
 
+// at returns the i-th oldest entry.
+func (c *entryCache) at(i int) *cachedEntry {
+	j := c.start + i
+	if j >= len(c.entries) {
+		j -= len(c.entries)
+	}
+	return &c.entries[j]
+}
+
+// get returns the encoded entry at index, which stays valid only while the
+// caller holds the store's mu.
 func (c *entryCache) get(index uint64) ([]byte, bool) {
 	if c.n == 0 || index < c.first || index-c.first >= uint64(c.n) {
 		return nil, false
 	}
-	return *c.at(int(index - c.first)), true
+	e := c.at(int(index - c.first))
+	off := e.pos % uint64(len(c.arena))
+	return c.arena[off : off+uint64(e.len)], true
 }
 
-// add appends entries starting at first, dropping the oldest entries while
-// over budget. A batch that does not continue the cache replaces it.
-func (c *entryCache) add(first uint64, encoded [][]byte) {
-	if c.n > 0 && c.first+uint64(c.n) != first {
+// add indexes an entry written at logical position pos. An entry that does
+// not continue the cache replaces it.
+func (c *entryCache) add(index, pos uint64, n int) {
+	if c.n > 0 && c.first+uint64(c.n) != index {
 		c.reset()
 	}
 	if c.n == 0 {
-		c.first, c.start = first, 0
+		c.first, c.start = index, 0
 	}
-	for _, e := range encoded {
-		if c.n == len(c.ring) {
-			c.grow()
-		}
-		*c.at(c.n) = e
-		c.n++
-		c.bytes += len(e)
+	if c.n == len(c.entries) {
+		c.grow()
 	}
-	for c.n > 0 && c.bytes > c.limit {
-		c.dropOldest()
-	}
+	*c.at(c.n) = cachedEntry{pos: pos, len: n}
+	c.n++
 }
 
 // grow doubles the ring, keeping the entries in order from position 0.
 func (c *entryCache) grow() {
-	ring := make([][]byte, max(64, 2*len(c.ring)))
+	entries := make([]cachedEntry, max(64, 2*len(c.entries)))
 	for i := range c.n {
-		ring[i] = *c.at(i)
+		entries[i] = *c.at(i)
 	}
-	c.ring, c.start = ring, 0
+	c.entries, c.start = entries, 0
 }
 
 func (c *entryCache) dropOldest() {
-	slot := c.at(0)
-	c.bytes -= len(*slot)
-	*slot = nil
 	c.start++
-	if c.start == len(c.ring) {
+	if c.start == len(c.entries) {
 		c.start = 0
 	}
 	c.n--
@@ -83,11 +121,8 @@ func (c *entryCache) truncateFrom(from uint64) {
 		c.reset()
 		return
 	}
-	for uint64(c.n) > from-c.first {
-		slot := c.at(c.n - 1)
-		c.bytes -= len(*slot)
-		*slot = nil
-		c.n--
+	if held := uint64(c.n); held > from-c.first {
+		c.n = int(from - c.first)
 	}
 }
 
@@ -98,7 +133,13 @@ func (c *entryCache) dropBefore(head uint64) {
 	}
 }
 
+// reset forgets every entry; the arena is kept for reuse.
 func (c *entryCache) reset() {
-	clear(c.ring)
-	c.first, c.start, c.n, c.bytes = 0, 0, 0, 0
+	c.first, c.start, c.n = 0, 0, 0
+}
+
+// release forgets every entry and frees the arena.
+func (c *entryCache) release() {
+	c.reset()
+	c.arena, c.entries = nil, nil
 }

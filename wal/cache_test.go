@@ -8,76 +8,86 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestEntryCacheMatchesAModel drives the ring through random adds,
-// evictions, head drops and tail truncations, wrapping around and growing,
-// and checks after every step that it holds exactly the newest entries a
-// plain slice model holds within the byte budget.
-func TestEntryCacheMatchesAModel(t *testing.T) {
+// TestEntryCacheNeverServesOverwrittenBytes drives the arena through random
+// batches (wrapping around it many times), head drops, tail truncations
+// and batches that do not continue the cache, and checks after every step
+// that it holds a contiguous run of the newest entries, each with exactly
+// the bytes written for it, and that it keeps every entry whose bytes no
+// later frame has overwritten.
+func TestEntryCacheNeverServesOverwrittenBytes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	type held struct {
-		index uint64
-		b     []byte
+		index, pos uint64
+		b          []byte
 	}
 	const limit = 2000
 	c := entryCache{limit: limit}
 	var model []held
 	next := uint64(1)
-	enc := func(index uint64) []byte { return fmt.Appendf(nil, "entry-%d-%s", index, make([]byte, rng.IntN(60))) }
-	for step := range 5000 {
-		switch op := rng.IntN(10); {
-		case op < 7: // append a batch
-			batch := make([][]byte, 1+rng.IntN(20))
-			for i := range batch {
-				batch[i] = enc(next + uint64(i))
-				model = append(model, held{next + uint64(i), batch[i]})
-			}
-			c.add(next, batch)
-			next += uint64(len(batch))
-			total := 0
-			for _, h := range model {
-				total += len(h.b)
-			}
-			for len(model) > 0 && total > limit {
-				total -= len(model[0].b)
-				model = model[1:]
-			}
-		case op < 8 && len(model) > 0: // delete a head
+	// store caches a batch the way StoreLogs does.
+	store := func(count int) {
+		var batch [][]byte
+		size := frameHeaderSize
+		for i := range count {
+			b := fmt.Appendf(nil, "entry-%d-%s", next+uint64(i), make([]byte, rng.IntN(60)))
+			batch = append(batch, b)
+			size += len(b)
+		}
+		if !c.enabled(size) {
+			// StoreLogs writes it uncached: the older entries stay, and
+			// the next cached batch, not continuing them, replaces them.
+			next += uint64(count)
+			return
+		}
+		frame, pos := c.reserve(size)
+		off := frameHeaderSize
+		if len(model) > 0 && model[len(model)-1].index+1 != next {
+			model = nil
+		}
+		for _, b := range batch {
+			copy(frame[off:], b)
+			c.add(next, pos+uint64(off), len(b))
+			model = append(model, held{next, pos + uint64(off), b})
+			next++
+			off += len(b)
+		}
+		for len(model) > 0 && model[0].pos+uint64(len(c.arena)) < c.next {
+			model = model[1:]
+		}
+	}
+	for step := range 20000 {
+		switch op := rng.IntN(20); {
+		case op < 16:
+			store(1 + rng.IntN(20))
+		case op < 17 && len(model) > 0: // delete a head
 			head := model[0].index + uint64(rng.IntN(len(model)+1))
 			c.dropBefore(head)
 			for len(model) > 0 && model[0].index < head {
 				model = model[1:]
 			}
-		case op < 9 && len(model) > 0: // delete a tail
+		case op < 18 && len(model) > 0: // delete a tail
 			from := model[0].index + uint64(rng.IntN(len(model)+1))
 			c.truncateFrom(from)
 			for len(model) > 0 && model[len(model)-1].index >= from {
 				model = model[:len(model)-1]
 			}
 			next = from
-		default: // a batch that does not continue the cache replaces it
+		case op < 19: // a gap: the next batch replaces the cache
 			next += 5
-			b := enc(next)
-			c.add(next, [][]byte{b})
-			model = []held{{next, b}}
-			if len(b) > limit {
-				model = nil
-			}
-			next++
+		default: // a frame too large to cache
+			store(40)
 		}
 		require.Equal(t, len(model), c.n, "step %d", step)
-		bytes := 0
 		for _, h := range model {
 			got, ok := c.get(h.index)
 			require.True(t, ok, "step %d: entry %d missing", step, h.index)
-			require.Equal(t, h.b, got, "step %d: entry %d", step, h.index)
-			bytes += len(h.b)
+			require.Equal(t, h.b, got, "step %d: entry %d holds other bytes", step, h.index)
 		}
-		require.Equal(t, bytes, c.bytes, "step %d", step)
 		if len(model) > 0 {
 			_, ok := c.get(model[0].index - 1)
 			require.False(t, ok, "step %d: entry below the oldest", step)
+			_, ok = c.get(model[len(model)-1].index + 1)
+			require.False(t, ok, "step %d: entry past the newest", step)
 		}
-		_, ok := c.get(next)
-		require.False(t, ok, "step %d: entry past the newest", step)
 	}
 }

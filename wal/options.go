@@ -58,10 +58,12 @@ type Options struct {
 	// is safe; see SyncNever before changing it.
 	Sync SyncMode
 
-	// CacheSize is how many bytes of the most recently appended entries are
-	// kept in memory, so that replicating fresh entries to followers reads
-	// no disk. 0 means DefaultCacheSize; a negative value disables the
-	// cache.
+	// CacheSize is how many bytes of the most recently appended entries
+	// (encoded, with their headers) are kept in memory, so that
+	// replicating fresh entries to followers reads no disk. The memory is
+	// allocated once, at the first append, and reused: appends encode
+	// straight into it. A batch larger than CacheSize is not cached. 0
+	// means DefaultCacheSize; a negative value disables the cache.
 	CacheSize int
 
 	// Logger receives recovery warnings (a cut torn tail, cleaned up

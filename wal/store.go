@@ -36,7 +36,7 @@ type Store struct {
 	// readers can see them), so the writer may read them without mu.
 	writeMu  sync.Mutex
 	nextSeq  uint64 // writer: sequence number for the next new segment
-	writeBuf []byte // writer: frame buffer reused when the cache is off
+	writeBuf []byte // writer: frame buffer reused for frames the cache does not take
 
 	// metaMu serialises metadata file writes and guards meta, which always
 	// equals the durable content of the metadata file.
@@ -176,7 +176,7 @@ func (s *Store) Close() error {
 		errs = append(errs, g.f.Close())
 	}
 	s.segments = nil
-	s.cache.reset()
+	s.cache.release()
 	errs = append(errs, s.lock.Close())
 	return errors.Join(errs...)
 }
@@ -222,6 +222,7 @@ func (s *Store) GetLog(index uint64, out *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	if b, ok := s.cache.get(index); ok {
+		// The arena is reused: the entry's bytes are copied out.
 		return decodeEntry(b, index, out, false, true)
 	}
 	g := s.segmentHolding(index)
@@ -286,21 +287,25 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return fmt.Errorf("wal: StoreLogs: batch starts at index %d but the log ends at %d (gaps and overwrites are refused; delete the tail first)", first, s.lastIndex)
 	}
 
+	// The frame is encoded once, into the cache's arena when it fits
+	// there (it is then cached without a copy), else into a reused buffer.
 	var frame []byte
-	if s.cache.limit < 0 {
+	var framePos uint64
+	cached := s.cache.enabled(size)
+	if cached {
+		s.mu.Lock()
+		frame, framePos = s.cache.reserve(size)
+		s.mu.Unlock()
+	} else {
 		if cap(s.writeBuf) < size {
 			s.writeBuf = make([]byte, size)
 		}
 		frame = s.writeBuf[:size]
-	} else {
-		frame = make([]byte, size) // handed to the cache below
 	}
-	encoded := make([][]byte, len(logs))
 	off := frameHeaderSize
-	for i, l := range logs {
+	for _, l := range logs {
 		n := encodedEntrySize(l)
 		putEntry(frame[off:off+n], l)
-		encoded[i] = frame[off : off+n : off+n]
 		off += n
 	}
 	putFrameHeader(frame, uint32(len(logs)), first)
@@ -319,23 +324,24 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
 	}
 
-	base := uint32(g.size) + frameHeaderSize
 	s.mu.Lock()
 	if g.empty() {
 		g.first = first
 	}
-	for _, e := range encoded {
-		g.locs = append(g.locs, entryLoc{off: base, n: uint32(len(e))})
-		base += uint32(len(e))
+	off = frameHeaderSize
+	for _, l := range logs {
+		n := encodedEntrySize(l)
+		g.locs = append(g.locs, entryLoc{off: uint32(g.size) + uint32(off), n: uint32(n)})
+		if cached {
+			s.cache.add(l.Index, framePos+uint64(off), n)
+		}
+		off += n
 	}
 	g.size += int64(len(frame))
 	if s.firstIndex == 0 {
 		s.firstIndex = first
 	}
 	s.lastIndex = logs[len(logs)-1].Index
-	if s.cache.limit >= 0 {
-		s.cache.add(first, encoded)
-	}
 	s.mu.Unlock()
 
 	measureSince([]string{"raft", "wal", "append"}, start)
