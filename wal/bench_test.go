@@ -167,10 +167,10 @@ func BenchmarkOpen1GiB(b *testing.B) {
 }
 
 // BenchmarkEntryCacheAddWhenFull caches 64-entry batches of 128-byte
-// entries in a full arena (the default 32 MiB), so every batch also
+// entries in a full 32 MiB arena, so every batch also
 // evicts: the cost must not grow with the entries held.
 func BenchmarkEntryCacheAddWhenFull(b *testing.B) {
-	c := entryCache{limit: DefaultCacheSize}
+	c := entryCache{limit: 32 << 20}
 	const n, size = 64, entryHeaderSize + 128
 	next := uint64(1)
 	add := func() {

@@ -1,7 +1,7 @@
 // Package wal is a durable raft.LogStore and raft.StableStore in one
 // directory: append-only segment files of checksummed frames, an in-memory
-// index from log index to file offset, a cache of recent entries, and a
-// small metadata file replaced atomically for the stable keys.
+// index from log index to file offset, an optional cache of recent entries,
+// and a small metadata file replaced atomically for the stable keys.
 //
 // # Use
 //
@@ -11,7 +11,7 @@
 //	r, err := raft.NewRaft(conf, fsm, store, store, snaps, trans)
 //
 // The zero Options are meant for production: 64 MiB segments, fdatasync on
-// every write, 32 MiB of recent entries in memory.
+// every write, no cache of recent entries (Raft keeps those in memory).
 //
 // # Files
 //
@@ -111,7 +111,7 @@
 // A damaged last frame cannot be told apart from a torn write, so a bit
 // flip there drops that one batch, the same as a crash during its write.
 //
-// GetLog serves entries still in the cache from memory and reads others with
+// GetLog serves entries still in the cache (if any) from memory and reads others with
 // one pread, verifying the entry checksum; a mismatch is returned as an
 // error, never as an entry.
 //
