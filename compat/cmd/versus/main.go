@@ -49,10 +49,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// alternating runs are steadier than one long run each.
 	flags := benchload.RegisterFlags(fs, 3*time.Second, time.Second, 5)
 	buildList := fs.String("builds", "stack,core,theirs", "builds to run, comma-separated: stack (ours on our wal), core (ours on raft-wal, durable workloads only), theirs (hashicorp/raft)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole invocation to this file (with -builds, of one build)")
 	workloads, ok := flags.Parse(fs, args, stderr)
 	if !ok {
 		return 2
 	}
+	stopProfiles, err := benchload.StartProfiles(*cpuProfile, "")
+	if err != nil {
+		fmt.Fprintln(stderr, "versus:", err)
+		return 1
+	}
+	defer stopProfiles()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
