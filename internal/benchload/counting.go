@@ -43,24 +43,36 @@ type BatchCounter interface {
 	BatchCounts() BatchCounts
 }
 
-// nodeCounts are the counters of one node, updated by its wrappers. Each
-// node has its own so that nodes do not contend on one cache line.
-type nodeCounts struct {
+// NodeCounts are the batch counters of one node, updated by wrappers
+// around its log store and transport. Each node has its own, so that nodes
+// do not contend on one cache line.
+type NodeCounts struct {
 	stores, storedEntries atomic.Uint64
 	appendRPCs, sent      atomic.Uint64
 	_                     [32]byte
 }
 
-func (n *nodeCounts) countRPC(args *raft.AppendEntriesRequest) {
-	if len(args.Entries) > 0 {
-		n.appendRPCs.Add(1)
-		n.sent.Add(uint64(len(args.Entries)))
+// CountStore records a successful StoreLogs call of entries entries (none
+// for an empty call).
+func (n *NodeCounts) CountStore(entries int) {
+	if entries > 0 {
+		n.stores.Add(1)
+		n.storedEntries.Add(uint64(entries))
 	}
 }
 
-// sumCounts adds up per-node counters, the node at index leader counted as
+// CountAppend records an AppendEntries request carrying entries entries
+// (none for a heartbeat or probe).
+func (n *NodeCounts) CountAppend(entries int) {
+	if entries > 0 {
+		n.appendRPCs.Add(1)
+		n.sent.Add(uint64(entries))
+	}
+}
+
+// SumCounts adds up per-node counters, the node at index leader counted as
 // the leader (-1 when none is known).
-func sumCounts(nodes []*nodeCounts, leader int) BatchCounts {
+func SumCounts(nodes []*NodeCounts, leader int) BatchCounts {
 	var c BatchCounts
 	for i, n := range nodes {
 		stores, entries := n.stores.Load(), n.storedEntries.Load()
@@ -80,7 +92,7 @@ func sumCounts(nodes []*nodeCounts, leader int) BatchCounts {
 // countingLogStore counts the StoreLogs batches of the store it wraps.
 type countingLogStore struct {
 	raft.LogStore
-	counts *nodeCounts
+	counts *NodeCounts
 }
 
 func (s *countingLogStore) StoreLog(l *raft.Log) error {
@@ -89,9 +101,8 @@ func (s *countingLogStore) StoreLog(l *raft.Log) error {
 
 func (s *countingLogStore) StoreLogs(logs []*raft.Log) error {
 	err := s.LogStore.StoreLogs(logs)
-	if err == nil && len(logs) > 0 {
-		s.counts.stores.Add(1)
-		s.counts.storedEntries.Add(uint64(len(logs)))
+	if err == nil {
+		s.counts.CountStore(len(logs))
 	}
 	return err
 }
@@ -107,7 +118,7 @@ func (s *monotonicCountingLogStore) IsMonotonic() bool {
 }
 
 // countStores wraps store, keeping the optional interfaces Raft looks for.
-func countStores(store raft.LogStore, counts *nodeCounts) raft.LogStore {
+func countStores(store raft.LogStore, counts *NodeCounts) raft.LogStore {
 	if _, ok := store.(raft.CommitTrackingLogStore); ok {
 		// Hiding it would change what Raft does; no store we bench
 		// implements it, so leave such a store uncounted.
@@ -124,11 +135,11 @@ func countStores(store raft.LogStore, counts *nodeCounts) raft.LogStore {
 // transport it wraps, pipelined or not.
 type countingTransport struct {
 	raft.Transport
-	counts *nodeCounts
+	counts *NodeCounts
 }
 
 func (t *countingTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	t.counts.countRPC(args)
+	t.counts.CountAppend(len(args.Entries))
 	return t.Transport.AppendEntries(id, target, args, resp)
 }
 
@@ -158,7 +169,7 @@ func (t *preVoteCountingTransport) RequestPreVote(id raft.ServerID, target raft.
 }
 
 // countTransport wraps trans, keeping prevote where trans has it.
-func countTransport(trans raft.Transport, counts *nodeCounts) raft.Transport {
+func countTransport(trans raft.Transport, counts *NodeCounts) raft.Transport {
 	c := countingTransport{Transport: trans, counts: counts}
 	if _, ok := trans.(raft.WithPreVote); ok {
 		return &preVoteCountingTransport{c}
@@ -168,10 +179,10 @@ func countTransport(trans raft.Transport, counts *nodeCounts) raft.Transport {
 
 type countingPipeline struct {
 	raft.AppendPipeline
-	counts *nodeCounts
+	counts *NodeCounts
 }
 
 func (p *countingPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
-	p.counts.countRPC(args)
+	p.counts.CountAppend(len(args.Entries))
 	return p.AppendPipeline.AppendEntries(args, resp)
 }

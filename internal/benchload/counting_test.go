@@ -13,7 +13,7 @@ func TestCountingWrappersKeepTheOptionalInterfaces(t *testing.T) {
 	store, err := wal.Open(t.TempDir(), wal.Options{Logger: QuietLogger("wal")})
 	require.NoError(t, err)
 	defer store.Close()
-	counts := &nodeCounts{}
+	counts := &NodeCounts{}
 	wrapped := countStores(store, counts)
 	m, ok := wrapped.(raft.MonotonicLogStore)
 	require.True(t, ok, "a wrapped monotonic store must stay monotonic")
@@ -29,7 +29,7 @@ func TestCountingWrappersKeepTheOptionalInterfaces(t *testing.T) {
 }
 
 func TestCountingStoreCountsDurableBatches(t *testing.T) {
-	counts := &nodeCounts{}
+	counts := &NodeCounts{}
 	store := countStores(raft.NewInmemStore(), counts)
 	require.NoError(t, store.StoreLogs([]*raft.Log{{Index: 1}, {Index: 2}, {Index: 3}}))
 	require.NoError(t, store.StoreLog(&raft.Log{Index: 4}))
@@ -49,7 +49,7 @@ func TestCountingPipelineCountsRequestsWithEntries(t *testing.T) {
 			rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
 		}
 	}()
-	counts := &nodeCounts{}
+	counts := &NodeCounts{}
 	trans := countTransport(t1, counts)
 	pipeline, err := trans.AppendEntriesPipeline("node2", addr2)
 	require.NoError(t, err)
@@ -65,14 +65,14 @@ func TestCountingPipelineCountsRequestsWithEntries(t *testing.T) {
 }
 
 func TestSumCountsSplitsLeaderAndFollowers(t *testing.T) {
-	nodes := []*nodeCounts{{}, {}, {}}
+	nodes := []*NodeCounts{{}, {}, {}}
 	for i, n := range nodes {
 		n.stores.Add(uint64(i + 1))
 		n.storedEntries.Add(uint64(10 * (i + 1)))
 		n.appendRPCs.Add(1)
 		n.sent.Add(7)
 	}
-	got := sumCounts(nodes, 1)
+	got := SumCounts(nodes, 1)
 	require.Equal(t, BatchCounts{LeaderStores: 2, LeaderEntries: 20, FollowerStores: 4, FollowerEntries: 40, AppendRPCs: 3, SentEntries: 21}, got)
 	var r Result
 	r.setBatching(got, 20)

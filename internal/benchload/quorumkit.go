@@ -84,7 +84,7 @@ type quorumkitCluster struct {
 	nodes   []*raft.Raft
 	stores  []io.Closer // durable stores to close after the nodes stop
 	leaders *LeaderTracker[*raft.Raft]
-	counts  []*nodeCounts // per node, filled by the store and transport wrappers
+	counts  []*NodeCounts // per node, filled by the store and transport wrappers
 }
 
 // OpenDurable opens the durable log and stable store of one node in dir
@@ -187,7 +187,7 @@ func startQuorumkit(w Workload, dir string, open OpenDurable) (_ Cluster, err er
 		default:
 			return nil, fmt.Errorf("unknown store %q", w.Store)
 		}
-		counts := &nodeCounts{}
+		counts := &NodeCounts{}
 		c.counts = append(c.counts, counts)
 		logs = countStores(logs, counts)
 		trans := countTransport(transports[i], counts)
@@ -233,7 +233,7 @@ func (c *quorumkitCluster) BatchCounts() BatchCounts {
 			}
 		}
 	}
-	return sumCounts(c.counts, leader)
+	return SumCounts(c.counts, leader)
 }
 
 func (c *quorumkitCluster) Close() error {
