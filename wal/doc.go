@@ -20,13 +20,15 @@
 //	00000000000000000001.seg segments, named by sequence number
 //	*.tmp                    unfinished writes, removed by Open
 //
-// A segment file is created at its full size (fallocate on Linux), so that
-// an append neither grows the file nor allocates blocks beyond what the
-// reservation made: the fdatasync of each append then has less file
-// metadata to flush. The reserved space reads as zeros, and a run of zeros
-// to the end of the file ends a segment's frames (no frame starts with a
-// zero byte). A segment that fills up is cut back to its last frame when
-// the next one starts.
+// A segment file is created at its full size (fallocate on Linux), and the
+// writer writes zeros 1 MiB ahead of its frames, synced with the frame that
+// crosses into a new chunk. So an append neither grows the file nor writes
+// to a block for the first time, and its fdatasync has no file metadata to
+// flush (a first write into fallocated space must record in the journal
+// that the block now holds data). The reserved space reads as zeros, and a
+// run of zeros to the end of the file ends a segment's frames (no frame
+// starts with a zero byte). A segment that fills up is cut back to its last
+// frame when the next one starts.
 //
 // Every integer is little-endian; every header carries format version 1,
 // and Open refuses other versions.

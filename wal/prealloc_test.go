@@ -157,3 +157,38 @@ func TestZeroedFrameFollowedByValidOnesIsDamage(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorContains(t, err, "corrupt")
 }
+
+// TestZerosWrittenAheadEndTheFrames appends across several zero-ahead
+// chunks: the zeros written ahead of the frames must read back as the end
+// of the log, and every frame must survive a reopen.
+func TestZerosWrittenAheadEndTheFrames(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 4 * zeroAheadBytes, Logger: quietLogger()}
+	s := openTestStore(t, dir, opts)
+	big := bytes.Repeat([]byte{0x5a}, 48<<10)
+	want := logModel{}
+	next := uint64(1)
+	for written := 0; written < 5*zeroAheadBytes/2; written += len(big) {
+		batch := testBatch(next, next+1, 1)
+		batch[0].Extensions = big // bulk, so that few batches cross the chunks
+		require.NoError(t, s.StoreLogs(batch))
+		want.store(next, next+1, 1)
+		next += 2
+	}
+	g := s.segments[0]
+	require.Greater(t, g.zeroed, g.size, "zeros must be written ahead of the last frame")
+	end := g.size
+	require.Len(t, readLog(t, s), len(want))
+	require.NoError(t, s.Close())
+
+	b, err := os.ReadFile(segmentFiles(t, dir)[0])
+	require.NoError(t, err)
+	require.True(t, allZero(b[end:]))
+	logger, logged := warnings()
+	opts.Logger = logger
+	s, err = Open(dir, opts)
+	require.NoError(t, err)
+	require.Equal(t, want, readLog(t, s))
+	require.Empty(t, logged.String())
+	requireAppendWorks(t, dir, s, opts)
+}

@@ -33,6 +33,11 @@ type segment struct {
 	path string   // full path of the file
 	f    *os.File // open read-write for the life of the segment
 	size int64    // end of the last valid frame: where the next frame goes
+	// zeroed is how far the file holds written bytes (frames, then zeros
+	// written ahead of them): an append that ends below it only overwrites
+	// written blocks, so its fdatasync has no file metadata to flush. Known
+	// to the writer only; a reopened segment starts from size.
+	zeroed int64
 
 	// first is the index of locs[0]. Head deletion does not trim locs (the
 	// Store's firstIndex hides the deleted entries), so locs always starts
@@ -197,4 +202,33 @@ func (s *Store) preallocate(g *segment) {
 	if err := allocate(g.f, g.size, int64(s.opts.SegmentSize)-g.size); err != nil {
 		s.logger.Debug("segment space not reserved; it grows with each append", "segment", g.path, "error", err)
 	}
+}
+
+// zeroAheadBytes is how far ahead of the frames the writer writes zeros,
+// one chunk at a time. Space reserved by fallocate is unwritten: the first
+// write to a block must also record, in the file system's journal, that
+// the block now holds data, which makes that fdatasync a journal commit.
+// Writing a chunk of zeros ahead pays that once per chunk instead of on
+// every append. (On a growing file, without fallocate, it likewise changes
+// the file size once per chunk.)
+const zeroAheadBytes = 1 << 20
+
+var zeroChunk [zeroAheadBytes]byte
+
+// zeroAhead is called by the writer after writing frames up to end and
+// before syncing them: when end has passed the zeroed part of the segment,
+// it writes the next chunk of zeros after end (within the segment size),
+// so that the same sync makes them durable.
+func (s *Store) zeroAhead(g *segment, end int64) error {
+	if end <= g.zeroed {
+		return nil
+	}
+	to := min(end+zeroAheadBytes, int64(s.opts.SegmentSize))
+	if to > end {
+		if _, err := g.f.WriteAt(zeroChunk[:to-end], end); err != nil {
+			return fmt.Errorf("wal: write zeros ahead in %s at offset %d: %w", g.path, end, err)
+		}
+	}
+	g.zeroed = max(to, end)
+	return nil
 }

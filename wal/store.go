@@ -328,6 +328,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if _, err := g.f.WriteAt(frame, g.size); err != nil {
 		return s.fail(fmt.Errorf("wal: write %s at offset %d: %w", g.path, g.size, err))
 	}
+	if err := s.zeroAhead(g, g.size+int64(len(frame))); err != nil {
+		return s.fail(err)
+	}
 	if err := s.hit("append.written"); err != nil {
 		return s.fail(err)
 	}
@@ -596,7 +599,7 @@ func (s *Store) deleteTail(from uint64) error {
 		if err := g.f.Truncate(cut); err != nil {
 			return s.fail(fmt.Errorf("wal: truncate %s at offset %d: %w", g.path, cut, err))
 		}
-		g.size = cut
+		g.size, g.zeroed = cut, cut
 		s.preallocate(g)
 		if err := s.syncFile(g.f); err != nil {
 			return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
