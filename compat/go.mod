@@ -5,7 +5,7 @@ go 1.26
 require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.7.3
-	github.com/hashicorp/raft-wal v0.4.0
+	github.com/hashicorp/raft-wal v0.4.2
 	github.com/quorumkit/raft v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
 )

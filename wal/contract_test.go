@@ -20,6 +20,8 @@ func TestStoreLogStoreContract(t *testing.T) {
 		opts Options
 	}{
 		{"defaults", Options{}},
+		{"with a cache", Options{CacheSize: 1 << 20}},
+		{"tiny cache", Options{CacheSize: 256}},
 		{"tiny segments, no cache", Options{SegmentSize: 512, CacheSize: -1}},
 	} {
 		t.Run(o.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package wal is a durable raft.LogStore and raft.StableStore in one
 // directory: append-only segment files of checksummed frames, an in-memory
-// index from log index to file offset, a cache of recent entries, and a
-// small metadata file replaced atomically for the stable keys.
+// index from log index to file offset, an optional cache of recent entries,
+// and a small metadata file replaced atomically for the stable keys.
 //
 // # Use
 //
@@ -11,7 +11,7 @@
 //	r, err := raft.NewRaft(conf, fsm, store, store, snaps, trans)
 //
 // The zero Options are meant for production: 64 MiB segments, fdatasync on
-// every write, 32 MiB of recent entries in memory.
+// every write, no cache of recent entries (Raft keeps those in memory).
 //
 // # Files
 //
@@ -19,6 +19,16 @@
 //	wal.meta                 stable keys, log head, newest segment number
 //	00000000000000000001.seg segments, named by sequence number
 //	*.tmp                    unfinished writes, removed by Open
+//
+// A segment file is created at its full size (fallocate on Linux), and the
+// writer writes zeros 1 MiB ahead of its frames, synced with the frame that
+// crosses into a new chunk. So an append neither grows the file nor writes
+// to a block for the first time, and its fdatasync has no file metadata to
+// flush (a first write into fallocated space must record in the journal
+// that the block now holds data). The reserved space reads as zeros, and a
+// run of zeros to the end of the file ends a segment's frames (no frame
+// starts with a zero byte). A segment that fills up is cut back to its last
+// frame when the next one starts.
 //
 // Every integer is little-endian; every header carries format version 1,
 // and Open refuses other versions.
@@ -76,8 +86,10 @@
 //
 // Tail deletion: if it reaches into older segments, wal.meta first names the
 // segment holding the new last entry as the newest, then the newer segments
-// are deleted. In that segment the file is cut (ftruncate, synced) at the
-// start of the frame holding the first deleted entry; if that entry is in
+// are deleted. In that segment the file is cut (ftruncate, space reserved
+// again, synced) at the start of the frame holding the first deleted entry,
+// which erases the deleted frames rather than leaving them behind later,
+// shorter appends; if that entry is in
 // the middle of a frame, the file is instead cut after that frame and a
 // truncation marker appended and synced. A crash at any step leaves a prefix
 // of the old log that is at least the intended result, and the store
@@ -90,9 +102,10 @@
 //
 // # Recovery
 //
-// Open reads every segment and checks every frame checksum. In the newest
+// Open reads every segment and checks every frame checksum. Zeros running
+// to the end of a file are reserved space, not damage. In the newest
 // segment a bad frame with no valid frame after it is a torn write: the file
-// is cut there and a warning logged. A frame or marker is also only accepted
+// is cut there (and its space reserved again) and a warning logged. A frame or marker is also only accepted
 // if it continues the index run. Anything else (a bad frame followed by a
 // valid one, a bad frame in an older segment, a missing segment, a damaged
 // or missing wal.meta) makes Open fail with an error naming the file and
@@ -100,7 +113,7 @@
 // A damaged last frame cannot be told apart from a torn write, so a bit
 // flip there drops that one batch, the same as a crash during its write.
 //
-// GetLog serves entries still in the cache from memory and reads others with
+// GetLog serves entries still in the cache (if any) from memory and reads others with
 // one pread, verifying the entry checksum; a mismatch is returned as an
 // error, never as an entry.
 //

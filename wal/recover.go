@@ -147,10 +147,11 @@ func (s *Store) cutTornTail(g *segment, at int64) error {
 	if err != nil {
 		return fmt.Errorf("wal: stat segment: %w", err)
 	}
-	s.logger.Warn("cut a torn write at the end of the log", "segment", g.path, "offset", at, "bytes_dropped", st.Size()-at)
+	s.logger.Warn("cut a torn write at the end of the log", "segment", g.path, "offset", at, "file_size", st.Size())
 	if err := g.f.Truncate(at); err != nil {
 		return fmt.Errorf("wal: truncate torn tail of %s at offset %d: %w", g.path, at, err)
 	}
+	s.preallocate(g) // the cut also dropped the reserved space after it
 	if err := s.sync(g.f, false); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", g.path, err)
 	}

@@ -33,6 +33,11 @@ type segment struct {
 	path string   // full path of the file
 	f    *os.File // open read-write for the life of the segment
 	size int64    // end of the last valid frame: where the next frame goes
+	// zeroed is how far the file holds written bytes (frames, then zeros
+	// written ahead of them): an append that ends below it only overwrites
+	// written blocks, so its fdatasync has no file metadata to flush. Known
+	// to the writer only; a reopened segment starts from size.
+	zeroed int64
 
 	// first is the index of locs[0]. Head deletion does not trim locs (the
 	// Store's firstIndex hides the deleted entries), so locs always starts
@@ -117,6 +122,11 @@ func (g *segment) scanFrames(buf []byte, newest bool) (tornAt int64, err error) 
 	for off < len(buf) {
 		h, n, perr := parseFrame(buf[off:])
 		if perr != nil {
+			if allZero(buf[off:]) {
+				// Reserved space never written (see preallocate): the
+				// frames end here. No frame starts with a zero byte.
+				break
+			}
 			if newest && !validFrameAfter(buf, off+1) {
 				g.size = int64(off)
 				return int64(off), nil
@@ -130,6 +140,19 @@ func (g *segment) scanFrames(buf []byte, newest bool) (tornAt int64, err error) 
 	}
 	g.size = int64(off)
 	return -1, nil
+}
+
+// allZero reports whether every byte of b is zero.
+func allZero(b []byte) bool {
+	var zeros [4096]byte
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // validFrameAfter reports whether any complete, checksummed frame starts at
@@ -166,3 +189,46 @@ func syncDir(dir string, sync func(*os.File) error) error {
 
 // segmentPath returns the path of segment seq in dir.
 func segmentPath(dir string, seq uint64) string { return filepath.Join(dir, segmentName(seq)) }
+
+// preallocate reserves the segment's full size on disk, so that appends
+// neither change the file size nor allocate blocks, which would make every
+// fdatasync flush file metadata too. The space reads as zeros, which
+// recovery takes as the end of the frames. Where the file system cannot
+// reserve space the segment simply grows with each append.
+func (s *Store) preallocate(g *segment) {
+	if g.size >= int64(s.opts.SegmentSize) {
+		return
+	}
+	if err := allocate(g.f, g.size, int64(s.opts.SegmentSize)-g.size); err != nil {
+		s.logger.Debug("segment space not reserved; it grows with each append", "segment", g.path, "error", err)
+	}
+}
+
+// zeroAheadBytes is how far ahead of the frames the writer writes zeros,
+// one chunk at a time. Space reserved by fallocate is unwritten: the first
+// write to a block must also record, in the file system's journal, that
+// the block now holds data, which makes that fdatasync a journal commit.
+// Writing a chunk of zeros ahead pays that once per chunk instead of on
+// every append. (On a growing file, without fallocate, it likewise changes
+// the file size once per chunk.)
+const zeroAheadBytes = 1 << 20
+
+var zeroChunk [zeroAheadBytes]byte
+
+// zeroAhead is called by the writer after writing frames up to end and
+// before syncing them: when end has passed the zeroed part of the segment,
+// it writes the next chunk of zeros after end (within the segment size),
+// so that the same sync makes them durable.
+func (s *Store) zeroAhead(g *segment, end int64) error {
+	if end <= g.zeroed {
+		return nil
+	}
+	to := min(end+zeroAheadBytes, int64(s.opts.SegmentSize))
+	if to > end {
+		if _, err := g.f.WriteAt(zeroChunk[:to-end], end); err != nil {
+			return fmt.Errorf("wal: write zeros ahead in %s at offset %d: %w", g.path, end, err)
+		}
+	}
+	g.zeroed = max(to, end)
+	return nil
+}

@@ -36,7 +36,7 @@ type Store struct {
 	// readers can see them), so the writer may read them without mu.
 	writeMu  sync.Mutex
 	nextSeq  uint64 // writer: sequence number for the next new segment
-	writeBuf []byte // writer: frame buffer reused when the cache is off
+	writeBuf []byte // writer: frame buffer reused for frames the cache does not take
 
 	// metaMu serialises metadata file writes and guards meta, which always
 	// equals the durable content of the metadata file.
@@ -65,6 +65,17 @@ type Store struct {
 	// there, as a crash would.
 	crashHook func(point string) error
 }
+
+// Keys of the metrics every append reports, made once: a key built per
+// call is an allocation per call. go-metrics copies a key before adding a
+// prefix to it, so sharing them is safe.
+var (
+	metricSync          = []string{"raft", "wal", "sync"}
+	metricSyncs         = []string{"raft", "wal", "syncs"}
+	metricAppend        = []string{"raft", "wal", "append"}
+	metricAppendEntries = []string{"raft", "wal", "appendEntries"}
+	metricAppendBytes   = []string{"raft", "wal", "appendBytes"}
+)
 
 var (
 	_ raft.LogStore          = (*Store)(nil)
@@ -122,8 +133,8 @@ func (s *Store) defaultSync(f *os.File, dir bool) error {
 func (s *Store) syncFile(f *os.File) error {
 	start := time.Now()
 	err := s.sync(f, false)
-	measureSince([]string{"raft", "wal", "sync"}, start)
-	incrCounter([]string{"raft", "wal", "syncs"}, 1)
+	measureSince(metricSync, start)
+	incrCounter(metricSyncs, 1)
 	return err
 }
 
@@ -176,7 +187,7 @@ func (s *Store) Close() error {
 		errs = append(errs, g.f.Close())
 	}
 	s.segments = nil
-	s.cache.reset()
+	s.cache.release()
 	errs = append(errs, s.lock.Close())
 	return errors.Join(errs...)
 }
@@ -222,6 +233,7 @@ func (s *Store) GetLog(index uint64, out *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	if b, ok := s.cache.get(index); ok {
+		// The arena is reused: the entry's bytes are copied out.
 		return decodeEntry(b, index, out, false, true)
 	}
 	g := s.segmentHolding(index)
@@ -286,21 +298,25 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return fmt.Errorf("wal: StoreLogs: batch starts at index %d but the log ends at %d (gaps and overwrites are refused; delete the tail first)", first, s.lastIndex)
 	}
 
+	// The frame is encoded once, into the cache's arena when it fits
+	// there (it is then cached without a copy), else into a reused buffer.
 	var frame []byte
-	if s.cache.limit < 0 {
+	var framePos uint64
+	cached := s.cache.enabled(size)
+	if cached {
+		s.mu.Lock()
+		frame, framePos = s.cache.reserve(size)
+		s.mu.Unlock()
+	} else {
 		if cap(s.writeBuf) < size {
 			s.writeBuf = make([]byte, size)
 		}
 		frame = s.writeBuf[:size]
-	} else {
-		frame = make([]byte, size) // handed to the cache below
 	}
-	encoded := make([][]byte, len(logs))
 	off := frameHeaderSize
-	for i, l := range logs {
+	for _, l := range logs {
 		n := encodedEntrySize(l)
 		putEntry(frame[off:off+n], l)
-		encoded[i] = frame[off : off+n : off+n]
 		off += n
 	}
 	putFrameHeader(frame, uint32(len(logs)), first)
@@ -312,6 +328,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if _, err := g.f.WriteAt(frame, g.size); err != nil {
 		return s.fail(fmt.Errorf("wal: write %s at offset %d: %w", g.path, g.size, err))
 	}
+	if err := s.zeroAhead(g, g.size+int64(len(frame))); err != nil {
+		return s.fail(err)
+	}
 	if err := s.hit("append.written"); err != nil {
 		return s.fail(err)
 	}
@@ -319,28 +338,29 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
 	}
 
-	base := uint32(g.size) + frameHeaderSize
 	s.mu.Lock()
 	if g.empty() {
 		g.first = first
 	}
-	for _, e := range encoded {
-		g.locs = append(g.locs, entryLoc{off: base, n: uint32(len(e))})
-		base += uint32(len(e))
+	off = frameHeaderSize
+	for _, l := range logs {
+		n := encodedEntrySize(l)
+		g.locs = append(g.locs, entryLoc{off: uint32(g.size) + uint32(off), n: uint32(n)})
+		if cached {
+			s.cache.add(l.Index, framePos+uint64(off), n)
+		}
+		off += n
 	}
 	g.size += int64(len(frame))
 	if s.firstIndex == 0 {
 		s.firstIndex = first
 	}
 	s.lastIndex = logs[len(logs)-1].Index
-	if s.cache.limit >= 0 {
-		s.cache.add(first, encoded)
-	}
 	s.mu.Unlock()
 
-	measureSince([]string{"raft", "wal", "append"}, start)
-	incrCounter([]string{"raft", "wal", "appendEntries"}, float32(len(logs)))
-	incrCounter([]string{"raft", "wal", "appendBytes"}, float32(len(frame)))
+	measureSince(metricAppend, start)
+	incrCounter(metricAppendEntries, float32(len(logs)))
+	incrCounter(metricAppendBytes, float32(len(frame)))
 	return nil
 }
 
@@ -375,6 +395,7 @@ func (s *Store) createSegment(seq, base uint64) (*segment, error) {
 		return nil, fmt.Errorf("wal: create segment: %w", err)
 	}
 	g := &segment{seq: seq, base: base, first: base, path: path, f: f, size: segmentHeaderSize}
+	s.preallocate(g)
 	if _, err := f.WriteAt(encodeSegmentHeader(segmentHeader{seq: seq, base: base}), 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("wal: write segment header %s: %w", tmp, err)
@@ -412,8 +433,15 @@ func (s *Store) rotate(first uint64) (*segment, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	old := s.segments[len(s.segments)-1]
 	s.segments = append(s.segments, g)
 	s.mu.Unlock()
+	// The old segment keeps no reserved space: its file ends at its last
+	// frame, as recovery expects of older segments. Nothing depends on
+	// this being durable (a zero tail also reads as the end of the frames).
+	if err := old.f.Truncate(old.size); err != nil {
+		s.logger.Warn("could not release the reserved space of a full segment", "segment", old.path, "error", err)
+	}
 	incrCounter([]string{"raft", "wal", "segmentRotations"}, 1)
 	s.logger.Debug("started a new segment", "segment", g.path, "first_index", first)
 	return g, s.hit("rotate.named")
@@ -565,13 +593,17 @@ func (s *Store) deleteTail(from uint64) error {
 		cut = frameOff + frameHeaderSize + int64(fh.payloadLen) // keep the frame, mark the cut
 	}
 	if cut < g.size {
+		// Truncating, not just moving the write offset back, erases the
+		// deleted frames: left in place, they could read as a valid
+		// continuation of later appends. Space is then reserved again.
 		if err := g.f.Truncate(cut); err != nil {
 			return s.fail(fmt.Errorf("wal: truncate %s at offset %d: %w", g.path, cut, err))
 		}
+		g.size, g.zeroed = cut, cut
+		s.preallocate(g)
 		if err := s.syncFile(g.f); err != nil {
 			return s.fail(fmt.Errorf("wal: sync %s: %w", g.path, err))
 		}
-		g.size = cut
 	}
 	if err := s.hit("tail.cut"); err != nil {
 		return s.fail(err)

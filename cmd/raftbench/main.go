@@ -29,8 +29,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
-	"runtime/trace"
 	"time"
 
 	"github.com/quorumkit/raft/internal/benchload"
@@ -54,32 +52,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(stderr, "raftbench:", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "raftbench:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, err := benchload.StartProfiles(*cpuProfile, *traceFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "raftbench:", err)
+		return 1
 	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "raftbench:", err)
-			return 1
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			fmt.Fprintln(stderr, "raftbench:", err)
-			return 1
-		}
-		defer trace.Stop()
-	}
+	defer stopProfiles()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 

@@ -82,15 +82,42 @@ func (s *benchSnapshot) Release() {}
 // quorumkitCluster is a cluster of this library's nodes in one process.
 type quorumkitCluster struct {
 	nodes   []*raft.Raft
-	stores  []*wal.Store // durable stores to close after the nodes stop
+	stores  []io.Closer // durable stores to close after the nodes stop
 	leaders *LeaderTracker[*raft.Raft]
+	counts  []*NodeCounts // per node, filled by the store and transport wrappers
 }
 
-// StartQuorumkit is the StartFunc for this library: every node uses
-// DefaultConfig with BatchApplyCh, the transport and store w names (a wal
-// store and a FileSnapshotStore under dir for StoreWAL, in-memory stores
-// otherwise), and all of them bootstrap the same configuration.
-func StartQuorumkit(w Workload, dir string) (_ Cluster, err error) {
+// OpenDurable opens the durable log and stable store of one node in dir
+// (which does not exist yet) for StoreWAL; closer releases them once the
+// node has stopped.
+type OpenDurable func(dir, id string) (logs raft.LogStore, stable raft.StableStore, closer io.Closer, err error)
+
+// OpenWAL is the OpenDurable of this library's own stack: the wal package.
+func OpenWAL(dir, id string) (raft.LogStore, raft.StableStore, io.Closer, error) {
+	store, err := wal.Open(dir, wal.Options{Logger: QuietLogger("wal-" + id)})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return store, store, store, nil
+}
+
+// StartQuorumkit is the StartFunc for this library's stack: this core on
+// the wal package (see StartQuorumkitOn).
+func StartQuorumkit(w Workload, dir string) (Cluster, error) {
+	return StartQuorumkitOn(OpenWAL)(w, dir)
+}
+
+// StartQuorumkitOn returns the StartFunc for this library's core on the
+// durable stores open makes: every node uses DefaultConfig with
+// BatchApplyCh, the transport and store w names (open's stores and a
+// FileSnapshotStore under dir for StoreWAL, in-memory stores otherwise),
+// and all of them bootstrap the same configuration. Each node's log store
+// and transport are wrapped to count batches (BatchCounts).
+func StartQuorumkitOn(open OpenDurable) StartFunc {
+	return func(w Workload, dir string) (Cluster, error) { return startQuorumkit(w, dir, open) }
+}
+
+func startQuorumkit(w Workload, dir string, open OpenDurable) (_ Cluster, err error) {
 	c := &quorumkitCluster{}
 	transports := make([]raft.Transport, w.Nodes)
 	defer func() {
@@ -147,23 +174,27 @@ func StartQuorumkit(w Workload, dir string) (_ Cluster, err error) {
 			logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
 		case StoreWAL:
 			nodeDir := filepath.Join(dir, NodeID(i))
-			store, err := wal.Open(filepath.Join(nodeDir, "wal"), wal.Options{Logger: QuietLogger("wal-" + NodeID(i))})
+			var closer io.Closer
+			logs, stable, closer, err = open(filepath.Join(nodeDir, "wal"), NodeID(i))
+			if err != nil {
+				return nil, fmt.Errorf("open store of %s: %w", NodeID(i), err)
+			}
+			c.stores = append(c.stores, closer)
+			snaps, err = raft.NewFileSnapshotStore(nodeDir, SnapshotsRetained, io.Discard)
 			if err != nil {
 				return nil, err
 			}
-			c.stores = append(c.stores, store)
-			files, err := raft.NewFileSnapshotStore(nodeDir, SnapshotsRetained, io.Discard)
-			if err != nil {
-				return nil, err
-			}
-			logs, stable, snaps = store, store, files
 		default:
 			return nil, fmt.Errorf("unknown store %q", w.Store)
 		}
-		if err := raft.BootstrapCluster(conf, logs, stable, snaps, transports[i], configuration); err != nil {
+		counts := &NodeCounts{}
+		c.counts = append(c.counts, counts)
+		logs = countStores(logs, counts)
+		trans := countTransport(transports[i], counts)
+		if err := raft.BootstrapCluster(conf, logs, stable, snaps, trans, configuration); err != nil {
 			return nil, fmt.Errorf("bootstrap %s: %w", NodeID(i), err)
 		}
-		node, err := raft.NewRaft(conf, &benchFSM{}, logs, stable, snaps, transports[i])
+		node, err := raft.NewRaft(conf, &benchFSM{}, logs, stable, snaps, trans)
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", NodeID(i), err)
 		}
@@ -191,6 +222,18 @@ func (c *quorumkitCluster) Apply(cmd []byte) error {
 		}
 	}
 	return err
+}
+
+func (c *quorumkitCluster) BatchCounts() BatchCounts {
+	leader := -1
+	if current, ok := c.leaders.Current(); ok {
+		for i, n := range c.nodes {
+			if n == current {
+				leader = i
+			}
+		}
+	}
+	return SumCounts(c.counts, leader)
 }
 
 func (c *quorumkitCluster) Close() error {

@@ -56,6 +56,20 @@ type Result struct {
 	// and the clients) over the window, per op.
 	AllocsPerOp float64 `json:"allocs_per_op"`
 
+	// Batching over the window, where the cluster counts it (BatchCounts;
+	// 0 otherwise). EntriesPerFsync is log entries per StoreLogs call (one
+	// fdatasync each) over all nodes, LeaderEntriesPerFsync and
+	// FollowerEntriesPerFsync the same for the leader and the followers;
+	// EntriesPerRPC is entries per AppendEntries request that carried any;
+	// FsyncsPerOp and RPCsPerOp are those StoreLogs calls and requests
+	// per Apply.
+	EntriesPerFsync         float64 `json:"entries_per_fsync,omitempty"`
+	LeaderEntriesPerFsync   float64 `json:"leader_entries_per_fsync,omitempty"`
+	FollowerEntriesPerFsync float64 `json:"follower_entries_per_fsync,omitempty"`
+	EntriesPerRPC           float64 `json:"entries_per_rpc,omitempty"`
+	FsyncsPerOp             float64 `json:"fsyncs_per_op,omitempty"`
+	RPCsPerOp               float64 `json:"rpcs_per_op,omitempty"`
+
 	// The machine's limits, measured just before the cluster started, on
 	// the file system of its stores and on loopback.
 	LimitFsyncP50Ms float64 `json:"limit_fsync_p50_ms"` // 4 KiB append + fdatasync
@@ -196,6 +210,11 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 	var mem0, mem1 runtime.MemStats
 	runtime.ReadMemStats(&mem0)
 	cpu0, cpuKnown := processCPUTime()
+	counter, counted := c.(BatchCounter)
+	var counts0 BatchCounts
+	if counted {
+		counts0 = counter.BatchCounts()
+	}
 	windowStart := time.Now()
 	phase.Store(phaseMeasure)
 	if !wait("measure", opts.Duration) {
@@ -204,6 +223,10 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 	phase.Store(phaseDone)
 	window := time.Since(windowStart)
 	cpu1, _ := processCPUTime()
+	var counts BatchCounts
+	if counted {
+		counts = counter.BatchCounts().Sub(counts0)
+	}
 	runtime.ReadMemStats(&mem1)
 
 	select {
@@ -255,8 +278,28 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 			res.CPUUsPerOp = float64((cpu1 - cpu0).Microseconds()) / ops
 		}
 		res.AllocsPerOp = float64(mem1.Mallocs-mem0.Mallocs) / ops
+		if counted {
+			res.setBatching(counts, ops)
+		}
 	}
 	return res, nil
+}
+
+// setBatching fills the batching figures from the counts of a window in
+// which ops Apply calls succeeded.
+func (r *Result) setBatching(c BatchCounts, ops float64) {
+	per := func(a, b uint64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
+	}
+	r.EntriesPerFsync = per(c.LeaderEntries+c.FollowerEntries, c.LeaderStores+c.FollowerStores)
+	r.LeaderEntriesPerFsync = per(c.LeaderEntries, c.LeaderStores)
+	r.FollowerEntriesPerFsync = per(c.FollowerEntries, c.FollowerStores)
+	r.EntriesPerRPC = per(c.SentEntries, c.AppendRPCs)
+	r.FsyncsPerOp = float64(c.LeaderStores+c.FollowerStores) / ops
+	r.RPCsPerOp = float64(c.AppendRPCs) / ops
 }
 
 // Bench runs w once against the library that start builds: it makes a

@@ -126,17 +126,28 @@ func TestMedianResult(t *testing.T) {
 func TestWriteComparisonPrintsRatiosAndVerdict(t *testing.T) {
 	var out bytes.Buffer
 	rows := []Comparison{{
+		Workload: Matrix()[4],
+		Ours:     Result{OpsPerSec: 300_000, LatP50Ms: 1, LatP99Ms: 2, CPUUsPerOp: 10, LimitFsyncP50Ms: 0.25, LimitFsyncNodesP50Ms: 0.5, LimitRTTP50Ms: 0.125},
+		Core:     Result{Library: "quorumkit-raftwal", OpsPerSec: 200_000, LatP50Ms: 1.5, LatP99Ms: 3, CPUUsPerOp: 12},
+		Theirs:   Result{OpsPerSec: 100_000, LatP50Ms: 2, LatP99Ms: 8, CPUUsPerOp: 30},
+	}, {
 		Workload: Matrix()[1],
-		Ours:     Result{OpsPerSec: 300_000, LatP50Ms: 1, LatP99Ms: 2, LimitFsyncP50Ms: 0.25, LimitFsyncNodesP50Ms: 0.5, LimitRTTP50Ms: 0.125},
+		Ours:     Result{OpsPerSec: 200_000, LatP50Ms: 1, LatP99Ms: 2},
 		Theirs:   Result{OpsPerSec: 100_000, LatP50Ms: 2, LatP99Ms: 8},
 	}}
 	require.NoError(t, WriteComparison(&out, rows))
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 2)
+	require.Len(t, lines, 3)
 	require.Equal(t, []string{
-		"inmem-inmem-c256-p128", "300,000", "100,000", "3.00×", "1.000", "2.000", "0.50×", "2.000", "8.000", "0.25×",
-		"0.0", "0.0", "0.375", "0.625", "ops/s", "≥", "3×", "theirs", "met",
+		"tcp-wal-c256-p128", "300,000", "200,000", "100,000", "3.00×", "2.00×", "1.50×",
+		"1.000", "1.500", "2.000", "2.000", "3.000", "8.000", "0.25×", "10.0", "12.0", "30.0",
+		"0.375", "0.625", "ops/s", "≥", "3×,", "p99", "≤", "0.5×", "theirs", "met",
 	}, strings.Fields(lines[1]))
+	require.Equal(t, []string{
+		"inmem-inmem-c256-p128", "200,000", "-", "100,000", "2.00×", "-", "-",
+		"1.000", "-", "2.000", "2.000", "-", "8.000", "0.25×", "0.0", "-", "0.0",
+		"0.000", "0.000", "ops/s", "≥", "3×", "theirs", "MISSED",
+	}, strings.Fields(lines[2]), "a build that did not run prints -")
 }
 
 func TestWriteTable(t *testing.T) {

@@ -64,6 +64,7 @@ type hashicorpCluster struct {
 	nodes   []*hraft.Raft
 	stores  []*raftwal.WAL
 	leaders *benchload.LeaderTracker[*hraft.Raft]
+	counts  []*benchload.NodeCounts // per node, filled by the store and transport wrappers
 }
 
 // startHashicorp is the StartFunc for hashicorp/raft, set up as
@@ -148,10 +149,14 @@ func startHashicorp(w benchload.Workload, dir string) (_ benchload.Cluster, err 
 		default:
 			return nil, fmt.Errorf("unknown store %q", w.Store)
 		}
-		if err := hraft.BootstrapCluster(conf, logs, stable, snaps, transports[i], configuration); err != nil {
+		counts := &benchload.NodeCounts{}
+		c.counts = append(c.counts, counts)
+		logs = countTheirStore(logs, counts)
+		trans := countTheirTransport(transports[i], counts)
+		if err := hraft.BootstrapCluster(conf, logs, stable, snaps, trans, configuration); err != nil {
 			return nil, fmt.Errorf("bootstrap %s: %w", id, err)
 		}
-		node, err := hraft.NewRaft(conf, &theirFSM{}, logs, stable, snaps, transports[i])
+		node, err := hraft.NewRaft(conf, &theirFSM{}, logs, stable, snaps, trans)
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", id, err)
 		}
@@ -178,6 +183,18 @@ func (c *hashicorpCluster) Apply(cmd []byte) error {
 		}
 	}
 	return err
+}
+
+func (c *hashicorpCluster) BatchCounts() benchload.BatchCounts {
+	leader := -1
+	if current, ok := c.leaders.Current(); ok {
+		for i, n := range c.nodes {
+			if n == current {
+				leader = i
+			}
+		}
+	}
+	return benchload.SumCounts(c.counts, leader)
 }
 
 // Close shuts every node down; waiting on the future is what makes

@@ -1,7 +1,14 @@
-// Command versus runs the benchload workloads against quorumkit/raft and
-// hashicorp/raft v1.7 (with hashicorp/raft-wal as its durable store) in one
-// invocation, alternating the two libraries run by run so that both see the
-// same machine, and prints the ratio ours/theirs for every row.
+// Command versus runs the benchload workloads against three builds in one
+// invocation, rotating their order run by run so that all see the same
+// machine, and prints the ratios between them for every row:
+//
+//   - stack: quorumkit/raft on its own wal store;
+//   - core: quorumkit/raft on hashicorp/raft-wal behind a LogCache (only
+//     for durable workloads; with in-memory stores it would be the stack);
+//   - theirs: hashicorp/raft v1.7 on hashicorp/raft-wal behind a LogCache.
+//
+// stack/theirs is what a user gains; core/theirs and stack/core measure
+// the core and the store apart.
 //
 //	cd compat && go run ./cmd/versus -workloads default
 //
@@ -17,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/quorumkit/raft/internal/benchload"
@@ -40,28 +48,53 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// others comes and goes over tens of seconds, so the medians of many
 	// alternating runs are steadier than one long run each.
 	flags := benchload.RegisterFlags(fs, 3*time.Second, time.Second, 5)
+	buildList := fs.String("builds", "stack,core,theirs", "builds to run, comma-separated: stack (ours on our wal), core (ours on raft-wal, durable workloads only), theirs (hashicorp/raft)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole invocation to this file (with -builds, of one build)")
 	workloads, ok := flags.Parse(fs, args, stderr)
 	if !ok {
 		return 2
 	}
+	stopProfiles, err := benchload.StartProfiles(*cpuProfile, "")
+	if err != nil {
+		fmt.Fprintln(stderr, "versus:", err)
+		return 1
+	}
+	defer stopProfiles()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	ours := contender{"quorumkit", benchload.StartQuorumkit}
+	core := contender{"quorumkit-raftwal", benchload.StartQuorumkitOn(openRaftWAL)}
 	theirs := contender{"hashicorp", startHashicorp}
+	selected := map[string]bool{}
+	for name := range strings.SplitSeq(*buildList, ",") {
+		name = strings.TrimSpace(name)
+		if name != "stack" && name != "core" && name != "theirs" {
+			fmt.Fprintf(stderr, "versus: -builds: unknown build %q (want stack, core or theirs)\n", name)
+			return 2
+		}
+		selected[name] = true
+	}
 	encoder := json.NewEncoder(stdout)
 	var rows []benchload.Comparison
 	var all []benchload.Result
 	for _, w := range workloads {
 		results := map[string][]benchload.Result{}
+		var builds []contender
+		if selected["stack"] {
+			builds = append(builds, ours)
+		}
+		if selected["core"] && w.Durable() {
+			builds = append(builds, core)
+		}
+		if selected["theirs"] {
+			builds = append(builds, theirs)
+		}
 		for i := range flags.Runs {
-			// Alternate who goes first, so neither always runs on the
-			// machine the other just warmed up (or heated).
-			order := []contender{ours, theirs}
-			if i%2 == 1 {
-				order = []contender{theirs, ours}
-			}
-			for _, c := range order {
+			// Rotate who goes first, so no build always runs on the
+			// machine another just warmed up (or heated).
+			for j := range builds {
+				c := builds[(i+j)%len(builds)]
 				res, err := benchload.Bench(ctx, c.name, w, flags.Options(c.name), c.start)
 				if err != nil {
 					fmt.Fprintf(stderr, "versus: %s: %v\n", c.name, err)
@@ -83,16 +116,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		row := benchload.Comparison{
 			Workload: w,
 			Ours:     benchload.MedianResult(results[ours.name]),
+			Core:     benchload.MedianResult(results[core.name]),
 			Theirs:   benchload.MedianResult(results[theirs.name]),
 		}
 		rows = append(rows, row)
-		all = append(all, row.Ours, row.Theirs)
+		for _, r := range []benchload.Result{row.Ours, row.Core, row.Theirs} {
+			if r.Library != "" {
+				all = append(all, r)
+			}
+		}
 	}
 	if flags.JSON {
 		return 0
 	}
-	fmt.Fprintf(stdout, "medians of %d alternating runs of %s each (after %s warm-up), ratio = ours/theirs\n\n",
-		flags.Runs, flags.Duration, flags.Warmup)
+	fmt.Fprintf(stdout, "medians of %d alternating runs of %s each (after %s warm-up); stack = quorumkit on its wal, "+
+		"core = quorumkit on raft-wal %s, theirs = hashicorp/raft on raft-wal\n\n",
+		flags.Runs, flags.Duration, flags.Warmup, raftWALVersion())
 	if err := benchload.WriteComparison(stdout, rows); err != nil {
 		fmt.Fprintln(stderr, "versus:", err)
 		return 1
