@@ -403,11 +403,10 @@ func (s *servedConn) writeLoop() error {
 
 // flush sends the replies written so far.
 func (s *servedConn) flush() error {
-	if s.c.bw.Buffered() == 0 {
-		return nil
-	}
-	if err := s.c.bw.Flush(); err != nil {
-		return fmt.Errorf("raft-net: send response: %w", err)
+	if s.c.bw.Buffered() > 0 {
+		if err := s.c.bw.Flush(); err != nil {
+			return fmt.Errorf("raft-net: send response: %w", err)
+		}
 	}
 	for i, reply := range s.sent {
 		measureSince([]string{"raft", "net", "rpcRespond"}, reply.start, reply.label)
