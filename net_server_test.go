@@ -114,6 +114,16 @@ func replyReader(conn net.Conn) *msgReader {
 	return newMsgReader(bufio.NewReader(conn), &codec.MsgpackHandle{}, DefaultMaxMessageSize)
 }
 
+// discardReplies reads and drops replies until the connection ends.
+func discardReplies(conn net.Conn) {
+	r := replyReader(conn)
+	for {
+		if _, err := r.readResponse(&AppendEntriesResponse{}); err != nil {
+			return
+		}
+	}
+}
+
 // readAppendReply reads one AppendEntries reply and returns its LastLog.
 func readAppendReply(t *testing.T, r *msgReader) uint64 {
 	t.Helper()
@@ -210,14 +220,7 @@ func TestNetServerBoundsReadAhead(t *testing.T) {
 			synctest.Wait()
 			require.Empty(t, takeRPCs(server), "room is freed by replies sent, not by answers held back")
 
-			go func() {
-				r := replyReader(conn)
-				for {
-					if _, err := r.readResponse(&AppendEntriesResponse{}); err != nil {
-						return
-					}
-				}
-			}()
+			go discardReplies(conn)
 			answerAppend(rpcs[0])
 			synctest.Wait()
 			more := takeRPCs(server)
@@ -244,14 +247,7 @@ func TestNetServerBoundsReadAhead(t *testing.T) {
 			rpcs := takeRPCs(server)
 			// About 1.6 KB each: after three, more than 4096 bytes are held.
 			require.Len(t, rpcs, 3, "read ahead stops once MaxMessageSize bytes are unanswered")
-			go func() {
-				r := replyReader(conn)
-				for {
-					if _, err := r.readResponse(&AppendEntriesResponse{}); err != nil {
-						return
-					}
-				}
-			}()
+			go discardReplies(conn)
 			answerAppend(rpcs[0])
 			synctest.Wait()
 			require.Len(t, takeRPCs(server), 1, "one reply sent, one more request read")
