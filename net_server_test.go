@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -471,4 +472,77 @@ func TestNetPipelineOverTCPReachesRaftBeforeAnswers(t *testing.T) {
 		require.Same(t, futures[i], future, "futures in request order")
 		require.Equal(t, uint64(i+1), future.Response().LastLog, "each future has its own reply")
 	}
+}
+
+// BenchmarkNetServerPipelinedBatches: a leader pipelines AppendEntries
+// (window 16) over loopback to a follower that commits like group commit:
+// it takes a request, takes every other one already waiting, writes and
+// fsyncs 4 KiB once for the lot, and answers them all. rpcs/batch is what
+// the read-ahead lets such a follower merge; reading one request at a time
+// gives exactly 1.
+func BenchmarkNetServerPipelinedBatches(b *testing.B) {
+	const window = 16
+	server, err := NewTCPTransportWithConfig("127.0.0.1:0", nil, &NetworkTransportConfig{Logger: hclog.NewNullLogger(), Timeout: testWait})
+	require.NoError(b, err)
+	defer server.Close()
+	client, err := NewTCPTransportWithConfig("127.0.0.1:0", nil, &NetworkTransportConfig{Logger: hclog.NewNullLogger(), Timeout: testWait, MaxRPCsInFlight: window})
+	require.NoError(b, err)
+	defer client.Close()
+	disk, err := os.CreateTemp(b.TempDir(), "wal")
+	require.NoError(b, err)
+	defer disk.Close()
+	block := make([]byte, 4096)
+
+	stop := make(chan struct{})
+	var batches, requests int64
+	followerDone := make(chan struct{})
+	go func() {
+		defer close(followerDone)
+		for {
+			var batch []RPC
+			select {
+			case rpc := <-server.Consumer():
+				batch = append(batch, rpc)
+			case <-stop:
+				return
+			}
+			batch = append(batch, takeRPCs(server)...)
+			if _, err := disk.Write(block); err != nil {
+				panic(err)
+			}
+			if err := disk.Sync(); err != nil {
+				panic(err)
+			}
+			for _, rpc := range batch {
+				answerAppend(rpc)
+			}
+			batches++
+			requests += int64(len(batch))
+		}
+	}()
+
+	p, err := client.AppendEntriesPipeline("s", server.LocalAddr())
+	require.NoError(b, err)
+	answered := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if err := (<-p.Consumer()).Error(); err != nil {
+				answered <- err
+				return
+			}
+		}
+		answered <- nil
+	}()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := p.AppendEntries(appendRequest(uint64(i+1)).body.(*AppendEntriesRequest), &AppendEntriesResponse{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	require.NoError(b, <-answered)
+	b.StopTimer()
+	close(stop)
+	<-followerDone
+	require.NoError(b, p.Close())
+	b.ReportMetric(float64(requests)/float64(max(batches, 1)), "rpcs/batch")
 }
