@@ -546,3 +546,41 @@ func BenchmarkNetServerPipelinedBatches(b *testing.B) {
 	require.NoError(b, p.Close())
 	b.ReportMetric(float64(requests)/float64(max(batches, 1)), "rpcs/batch")
 }
+
+// gatedListener holds back the first connection it accepts until gate is
+// closed, to stand for an accept that races with Close.
+type gatedListener struct {
+	*pipeListener
+	gate  chan struct{}
+	first sync.Once
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	conn, err := l.pipeListener.Accept()
+	l.first.Do(func() { <-l.gate })
+	return conn, err
+}
+
+// TestNetTransportCloseClosesAConnectionAcceptedDuringClose: a connection
+// the accept loop took just before Close is closed, not served: Close
+// returns although the peer keeps the connection open. (It used to be
+// served under a fresh stream context that nothing cancelled, and Close
+// waited for it for as long as the peer stayed.)
+func TestNetTransportCloseClosesAConnectionAcceptedDuringClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		listener := &gatedListener{
+			pipeListener: &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})},
+			gate:         make(chan struct{}),
+		}
+		trans := NewNetworkTransportWithConfig(&NetworkTransportConfig{Stream: listener, Logger: hclog.NewNullLogger(), Timeout: time.Minute})
+		conn := listener.connect() // accepted, held at the gate
+		defer conn.Close()
+		closed := make(chan error, 1)
+		go func() { closed <- trans.Close() }()
+		synctest.Wait() // Close is waiting for the accept loop
+		close(listener.gate)
+		require.NoError(t, <-closed)
+		_, err := conn.Read(make([]byte, 1))
+		require.ErrorIs(t, err, io.EOF, "the late connection is closed")
+	})
+}

@@ -283,7 +283,13 @@ func (n *NetworkTransport) CloseStreams() {
 
 	n.streamMu.Lock()
 	n.streamCancel()
-	n.streamCtx, n.streamCancel = context.WithCancel(context.Background())
+	// Once the transport is shut down the cancelled context stays, so a
+	// connection the accept loop took just before Close is closed at once
+	// instead of being served, unseen by Close, for as long as its peer
+	// keeps it open.
+	if !n.IsShutdown() {
+		n.streamCtx, n.streamCancel = context.WithCancel(context.Background())
+	}
 	n.streamMu.Unlock()
 }
 
