@@ -95,9 +95,11 @@ type NetworkTransportConfig struct {
 //
 // Each synchronous RPC takes a pooled connection (or dials one), sends one
 // request and reads one reply. AppendEntriesPipeline and InstallSnapshot use
-// connections of their own. On the serving side, one goroutine per accepted
-// connection reads requests and hands them to Consumer, except heartbeats,
-// which go straight to the heartbeat handler when one is set.
+// connections of their own. On the serving side (net_server.go), each
+// accepted connection has a reader goroutine that reads requests ahead and
+// hands them to Consumer, except heartbeats, which go straight to the
+// heartbeat handler when one is set, and a writer goroutine that sends the
+// replies in request order.
 type NetworkTransport struct {
 	// TimeoutScale is the number of snapshot bytes allowed one Timeout when
 	// sending or receiving InstallSnapshot. Set it before first use.
@@ -190,7 +192,7 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 		encodeHandle:   newMsgpackHandle(config.MsgpackUseNewTimeFormat),
 		// The all-default handle decodes both time formats (WIRE.md §2.4).
 		decodeHandle: &codec.MsgpackHandle{},
-		consumeCh:    make(chan RPC),
+		consumeCh:    make(chan RPC, consumerBuffer),
 		pool:         make(map[ServerAddress][]*netConn),
 		shutdownCh:   make(chan struct{}),
 		pipelines:    make(map[*netPipeline]struct{}),
@@ -201,8 +203,11 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 	return n
 }
 
-// Consumer returns the channel on which incoming RPCs arrive. It is
-// unbuffered: a request waits on its connection until Raft takes it.
+// Consumer returns the channel on which incoming RPCs arrive. It holds up
+// to consumerBuffer requests that have been read but not yet taken, so
+// that Raft finds the pipelined AppendEntries of a connection already
+// waiting when it takes the first (WIRE.md's server is unbuffered; nothing
+// on the wire depends on it).
 func (n *NetworkTransport) Consumer() <-chan RPC { return n.consumeCh }
 
 // LocalAddr returns the address the stream layer advertises.
@@ -278,7 +283,13 @@ func (n *NetworkTransport) CloseStreams() {
 
 	n.streamMu.Lock()
 	n.streamCancel()
-	n.streamCtx, n.streamCancel = context.WithCancel(context.Background())
+	// Once the transport is shut down the cancelled context stays, so a
+	// connection the accept loop took just before Close is closed at once
+	// instead of being served, unseen by Close, for as long as its peer
+	// keeps it open.
+	if !n.IsShutdown() {
+		n.streamCtx, n.streamCancel = context.WithCancel(context.Background())
+	}
 	n.streamMu.Unlock()
 }
 
@@ -301,18 +312,15 @@ func (n *NetworkTransport) resolve(id ServerID, target ServerAddress) ServerAddr
 	return addr
 }
 
-// newNetConn wraps conn with the buffers of a client (big writer) or of a
-// server (big reader) side.
-func (n *NetworkTransport) newNetConn(target ServerAddress, conn net.Conn, server bool) *netConn {
-	readSize, writeSize := 4096, connBufferSize
-	if server {
-		readSize, writeSize = connBufferSize, 4096
-	}
+// newNetConn wraps a client connection with a small reader for the replies
+// and a big writer for the requests (WIRE.md §2.8). The server side of a
+// connection is built by newServedConn.
+func (n *NetworkTransport) newNetConn(target ServerAddress, conn net.Conn) *netConn {
 	return &netConn{
 		target:    target,
 		conn:      conn,
-		msgReader: newMsgReader(bufio.NewReaderSize(conn, readSize), n.decodeHandle, n.maxMessageSize),
-		msgWriter: newMsgWriter(bufio.NewWriterSize(conn, writeSize), n.encodeHandle),
+		msgReader: newMsgReader(bufio.NewReaderSize(conn, 4096), n.decodeHandle, n.maxMessageSize),
+		msgWriter: newMsgWriter(bufio.NewWriterSize(conn, connBufferSize), n.encodeHandle),
 	}
 }
 
@@ -322,7 +330,7 @@ func (n *NetworkTransport) dial(target ServerAddress) (*netConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.newNetConn(target, conn, false), nil
+	return n.newNetConn(target, conn), nil
 }
 
 // getConn takes the most recently pooled connection to the server, or dials.
@@ -534,143 +542,4 @@ func (n *NetworkTransport) acceptLoop() {
 		n.serving.Add(1)
 		go n.serve(n.currentStreamCtx(), conn)
 	}
-}
-
-// handshaker is implemented by connections that authenticate first, such as
-// *tls.Conn.
-type handshaker interface {
-	HandshakeContext(ctx context.Context) error
-}
-
-// errStreamClosed ends a server connection closed by CloseStreams.
-var errStreamClosed = errors.New("raft-net: stream closed")
-
-// serve answers the requests of one accepted connection, in order, until the
-// peer hangs up, a request is malformed, or the stream is closed.
-func (n *NetworkTransport) serve(ctx context.Context, conn net.Conn) {
-	defer n.serving.Done()
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	if hs, ok := conn.(handshaker); ok {
-		hctx, cancel := context.WithTimeout(ctx, n.timeout)
-		err := hs.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				n.logger.Error("TLS handshake failed", "remote-address", conn.RemoteAddr(), "error", err)
-			}
-			return
-		}
-	}
-
-	c := n.newNetConn("", conn, true)
-	for {
-		err := n.serveOne(ctx, c)
-		if err == nil {
-			continue
-		}
-		switch {
-		case ctx.Err() != nil || n.IsShutdown() || errors.Is(err, errStreamClosed):
-			// Closed on purpose: not worth a log line.
-		case errors.Is(err, io.EOF):
-			// The peer hung up between requests.
-		case errors.Is(err, errUnknownRPCType):
-			n.logger.Error("closing connection", "remote-address", conn.RemoteAddr(), "error", err)
-		default:
-			n.logger.Error("failed to decode incoming command", "remote-address", conn.RemoteAddr(), "error", err)
-		}
-		return
-	}
-}
-
-// serveOne reads one request, hands it to Raft, and writes Raft's reply.
-func (n *NetworkTransport) serveOne(ctx context.Context, c *netConn) error {
-	// The wait for a request has no deadline: pooled connections idle
-	// between RPCs (dead peers are found by TCP keep-alive). Once a request
-	// starts, its body must arrive within Timeout.
-	getTypeStart := time.Now()
-	rpcType, err := c.br.ReadByte()
-	if err != nil {
-		return err
-	}
-	measureSince([]string{"raft", "net", "getRPCType"}, getTypeStart)
-	if ctx.Err() != nil {
-		return errStreamClosed
-	}
-
-	decodeStart := time.Now()
-	if err := c.conn.SetReadDeadline(decodeStart.Add(n.timeout)); err != nil {
-		return err
-	}
-	command, err := c.decodeRequestBody(rpcType)
-	if err != nil {
-		return err
-	}
-	label := metricLabel{Name: "rpcType", Value: rpcTypeName(rpcType, command)}
-	measureSince([]string{"raft", "net", "rpcDecode"}, decodeStart, label)
-
-	respCh := make(chan RPCResponse, 1)
-	rpc := RPC{Command: command, RespChan: respCh}
-	var snapshot *io.LimitedReader
-	if req, ok := command.(*InstallSnapshotRequest); ok {
-		snapshot = &io.LimitedReader{R: c.br, N: req.Size}
-		rpc.Reader = snapshot
-		err = c.conn.SetReadDeadline(time.Now().Add(n.snapshotTimeout(req.Size)))
-	} else {
-		err = c.conn.SetReadDeadline(time.Time{})
-	}
-	if err != nil {
-		return err
-	}
-
-	respondStart := time.Now()
-	handled := false
-	if req, ok := command.(*AppendEntriesRequest); ok && isHeartbeat(req) {
-		if fn := n.heartbeatFn.Load(); fn != nil {
-			(*fn)(rpc)
-			handled = true
-		}
-	}
-	if !handled {
-		select {
-		case n.consumeCh <- rpc:
-		case <-ctx.Done():
-			return errStreamClosed
-		case <-n.shutdownCh:
-			return ErrTransportShutdown
-		}
-		measureSince([]string{"raft", "net", "rpcEnqueue"}, respondStart, label)
-		respondStart = time.Now()
-	}
-
-	var resp RPCResponse
-	select {
-	case resp = <-respCh:
-	case <-ctx.Done():
-		return errStreamClosed
-	case <-n.shutdownCh:
-		return ErrTransportShutdown
-	}
-
-	if snapshot != nil {
-		if err := drain(snapshot); err != nil {
-			return fmt.Errorf("raft-net: skip unread snapshot data: %w", err)
-		}
-		if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
-			return err
-		}
-	}
-	if err := c.conn.SetWriteDeadline(time.Now().Add(n.timeout)); err != nil {
-		return err
-	}
-	if err := c.writeResponse(resp.Error, resp.Response); err != nil {
-		return fmt.Errorf("raft-net: encode response: %w", err)
-	}
-	if err := c.bw.Flush(); err != nil {
-		return fmt.Errorf("raft-net: send response: %w", err)
-	}
-	measureSince([]string{"raft", "net", "rpcRespond"}, respondStart, label)
-	return nil
 }
