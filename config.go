@@ -139,6 +139,10 @@ type Config struct {
 	// skipStartup makes NewRaft load state without starting any goroutine
 	// (the package-level GetConfiguration uses it on a private copy).
 	skipStartup bool
+
+	// randomSeed, when not zero, seeds the node's random choices (see
+	// random.go); the package's tests set it to replay a cluster.
+	randomSeed uint64
 }
 
 // ReloadableConfig holds the Config fields that (*Raft).ReloadConfig may

@@ -1,0 +1,71 @@
+package raft
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// seedTransport is an InmemTransport that seeds the node running on it.
+type seedTransport struct {
+	*InmemTransport
+	seed uint64
+}
+
+func (s seedTransport) RandomSeed() uint64 { return s.seed }
+
+// draws returns n durations below d from a node source built from conf and
+// trans.
+func draws(conf *Config, trans Transport, n int, d time.Duration) []time.Duration {
+	nr := newNodeRand(conf, trans).loop
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = nr.duration(d)
+	}
+	return out
+}
+
+func TestNodeRandomChoicesAreAFunctionOfTheSeed(t *testing.T) {
+	_, plain := NewInmemTransport("")
+	const n, d = 32, time.Second
+	seeded := func(seed uint64) *Config { return &Config{randomSeed: seed} }
+
+	require.Equal(t, draws(seeded(7), plain, n, d), draws(seeded(7), plain, n, d), "one seed, two sources")
+	require.NotEqual(t, draws(seeded(7), plain, n, d), draws(seeded(8), plain, n, d), "two seeds drew the same timeouts")
+	require.NotEqual(t, draws(&Config{}, plain, n, d), draws(&Config{}, plain, n, d), "unseeded nodes drew the same timeouts")
+
+	// A transport with RandomSeed seeds the node; Config's seed wins over it.
+	require.Equal(t, draws(seeded(7), plain, n, d), draws(&Config{}, seedTransport{plain, 7}, n, d))
+	require.Equal(t, draws(seeded(9), plain, n, d), draws(seeded(9), seedTransport{plain, 7}, n, d))
+	for _, v := range draws(seeded(7), plain, n, d) {
+		require.True(t, v >= 0 && v < d, "draw %v outside [0, %v)", v, d)
+	}
+}
+
+// TestSeededClusterElectsTheSameLeaderAtTheSameInstant checks that the first
+// election of a seeded cluster, decided by the nodes' random timeouts alone,
+// replays: same winner, same term, same virtual instant.
+func TestSeededClusterElectsTheSameLeaderAtTheSameInstant(t *testing.T) {
+	type outcome struct {
+		leader ServerID
+		term   uint64
+		after  time.Duration
+	}
+	seed := testSeed(t)
+	elect := func() (out outcome) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			c := newTestCluster(t, 5, clusterOptions{seed: seed})
+			defer c.close()
+			leader := c.leader()
+			out = outcome{leader.id, leader.raft.CurrentTerm(), time.Since(start)}
+		})
+		return out
+	}
+	first := elect()
+	for range 5 {
+		require.Equal(t, first, elect(), "a cluster with the same seed elected differently")
+	}
+}
