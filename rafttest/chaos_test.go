@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -35,7 +36,7 @@ func TestChaos(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
-			synctest.Test(t, func(t *testing.T) { runChaos(t, seed) })
+			synctest.Test(t, func(t *testing.T) { runChaos(t, seed, nil) })
 		})
 	}
 }
@@ -68,13 +69,23 @@ func newChaosSchedule(rng *rand.Rand) chaosSchedule {
 	}
 }
 
-func runChaos(t *testing.T, seed int64) {
+// runChaos runs the schedule of seed, recording what happens into trace
+// when it is not nil.
+func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
+	replaying := trace != nil
+	if !replaying {
+		trace = &chaosTrace{}
+	}
+	trace.start = time.Now()
 	rng := newRand(seed, stream("chaos"))
 	sched := newChaosSchedule(rng)
 	// The read path comes from a stream of its own, so the other knobs
 	// and the nemesis of each seed stay what they were before reads had
 	// modes.
 	sched.readMode = ReadMode(newRand(seed, stream("chaos", "reads")).IntN(3))
+	if trace.clients != nil {
+		sched.clients = len(trace.clients)
+	}
 	t.Logf("schedule: %+v", sched)
 	c := NewCluster(t, Options{
 		Voters:    5,
@@ -103,17 +114,22 @@ func runChaos(t *testing.T, seed int64) {
 	// them as deadlocked and the panic would end every other schedule of
 	// the run.
 	defer stopClients()
+	if trace.clients == nil {
+		trace.clients = make([][]string, sched.clients)
+	}
 	for i := range sched.clients {
 		clientRand := newRand(seed, stream("client", fmt.Sprint(i)))
 		client := c.NewKVClient(h)
 		client.Timeout = 500 * time.Millisecond
-		clients.Go(func() { runChaosClient(client, clientRand, i, stop) })
+		record := func(event string) { trace.clients[i] = append(trace.clients[i], trace.at()+event) }
+		clients.Go(func() { runChaosClient(client, clientRand, i, stop, record) })
 	}
 
 	n := newNemesis(c, rng)
+	n.record = func(event string) { trace.nemesis = append(trace.nemesis, trace.at()+event) }
 	deadline := time.Now().Add(sched.duration)
 	for time.Now().Before(deadline) {
-		time.Sleep(time.Duration(10+rng.IntN(150)) * time.Millisecond)
+		time.Sleep(10*time.Millisecond + time.Duration(rng.Int64N(int64(150*time.Millisecond))))
 		n.step(t)
 	}
 	n.recover(t)
@@ -126,48 +142,60 @@ func runChaos(t *testing.T, seed int64) {
 	t.Logf("nemesis: %v; operations: %d ok, %d unknown", n.actions, ok, unknown)
 	require.Positive(t, ok, "no client operation succeeded in the whole schedule")
 	c.CheckConsistent()
+	if replaying {
+		trace.final = replayState(c)
+	}
 	h.CheckLinearizable(t, KVModel(), time.Minute)
 }
 
 // runChaosClient issues random operations on a few keys until stop closes.
-func runChaosClient(client *KVClient, rng *rand.Rand, id int, stop <-chan struct{}) {
+func runChaosClient(client *KVClient, rng *rand.Rand, id int, stop <-chan struct{}, record func(string)) {
 	keys := []string{"x", "y", "z"}
+	// seen is the value of each key this client last read or wrote: the
+	// guess of its swaps. It comes from the client's own operations, not
+	// from peeking at a replica, whose state at a virtual instant can
+	// depend on which goroutine the scheduler ran first.
+	seen := map[string]string{}
 	for seq := 0; ; seq++ {
+		// Pauses in nanoseconds, not whole milliseconds, so that two
+		// clients rarely act at the same virtual instant, where the order
+		// of their commands would be the scheduler's choice.
+		time.Sleep(time.Millisecond + time.Duration(rng.Int64N(int64(9*time.Millisecond))))
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		key := keys[rng.IntN(len(keys))]
+		in := KVInput{Key: keys[rng.IntN(len(keys))]}
 		value := fmt.Sprintf("%d.%d", id, seq)
 		switch rng.IntN(4) {
 		case 0:
-			_, _ = client.Get(key)
+			in.Op = KVGet
 		case 1:
-			_ = client.Put(key, value)
+			in.Op, in.Value = KVPut, value
 		case 2:
-			_ = client.Append(key, "+"+value)
+			in.Op, in.Value = KVAppend, "+"+value
 		case 3:
 			// Guess a recent value, so some swaps succeed.
-			expected, _ := client.cluster.localValue(key, rng)
-			_, _ = client.CAS(key, expected, value)
+			in.Op, in.Value, in.Expected = KVCAS, value, seen[in.Key]
 		}
-		time.Sleep(time.Duration(1+rng.IntN(10)) * time.Millisecond)
+		out, err := client.Do(in)
+		record(fmt.Sprintf("%v -> %+v, %v", in, out, err))
+		if err == nil {
+			switch in.Op {
+			case KVGet:
+				seen[in.Key] = out.Value
+			case KVPut:
+				seen[in.Key] = in.Value
+			case KVAppend:
+				seen[in.Key] += in.Value
+			case KVCAS:
+				if out.OK {
+					seen[in.Key] = in.Value
+				}
+			}
+		}
 	}
-}
-
-// localValue reads key from a random live replica, without Raft: a guess
-// for a CAS, never recorded.
-func (c *Cluster) localValue(key string, rng *rand.Rand) (string, bool) {
-	live := c.live()
-	if len(live) == 0 {
-		return "", false
-	}
-	kv, ok := live[rng.IntN(len(live))].FSM().(*KV)
-	if !ok {
-		return "", false
-	}
-	return kv.Get(key), true
 }
 
 // nemesis injects one fault per step, keeping at most two of the five
@@ -180,14 +208,22 @@ type nemesis struct {
 	crashed []raft.ServerID
 	removed []raft.ServerID
 	actions map[string]int
+	// record, when set, is told every step taken.
+	record func(event string)
 }
 
 func newNemesis(c *Cluster, rng *rand.Rand) *nemesis {
-	n := &nemesis{c: c, rng: rng, actions: map[string]int{}}
+	n := &nemesis{c: c, rng: rng, actions: map[string]int{}, record: func(string) {}}
 	for _, node := range c.Nodes() {
 		n.ids = append(n.ids, node.ID())
 	}
 	return n
+}
+
+// did counts a step taken and records it with its details.
+func (n *nemesis) did(action string, details ...any) {
+	n.actions[action]++
+	n.record(strings.TrimSpace(fmt.Sprintln(append([]any{action}, details...)...)))
 }
 
 func (n *nemesis) pick(from []raft.ServerID) raft.ServerID { return from[n.rng.IntN(len(from))] }
@@ -219,17 +255,17 @@ func (n *nemesis) step(t *testing.T) {
 	switch {
 	case action == 0:
 		n.c.Heal()
-		n.actions["heal"]++
+		n.did("heal")
 	case action == 1:
 		ids := slices.Clone(n.ids)
 		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 		k := 1 + n.rng.IntN(2)
 		n.c.Partition(ids[:k], ids[k:])
-		n.actions["partition"]++
+		n.did("partition", ids[:k], ids[k:])
 	case action == 2:
 		if id, ok := n.leader(); ok {
 			n.c.Isolate(id)
-			n.actions["isolate-leader"]++
+			n.did("isolate-leader", id)
 		}
 	case action == 3 || action == 4:
 		var id raft.ServerID
@@ -246,44 +282,54 @@ func (n *nemesis) step(t *testing.T) {
 		}
 		require.NoError(t, n.c.Crash(id))
 		n.crashed = append(n.crashed, id)
-		n.actions["crash"]++
+		n.did("crash", id)
 	case action == 5 || action == 6:
 		if len(n.crashed) == 0 {
 			return
 		}
 		i := n.rng.IntN(len(n.crashed))
 		require.NoError(t, n.c.Restart(n.crashed[i]))
+		n.did("restart", n.crashed[i])
 		n.crashed = slices.Delete(n.crashed, i, i+1)
-		n.actions["restart"]++
 	case action == 7:
 		if n.down() >= 2 {
 			return
 		}
 		id := n.pick(n.up())
-		if n.c.RemoveServer(id, changeTimeout) == nil {
+		err := n.c.RemoveServer(id, changeTimeout)
+		if err == nil {
 			n.removed = append(n.removed, id)
-			n.actions["remove"]++
+			n.did("remove", id)
+		} else {
+			n.record(fmt.Sprintf("remove %s: %v", id, err))
 		}
 	case action == 8:
 		if len(n.removed) == 0 {
 			return
 		}
 		i := n.rng.IntN(len(n.removed))
-		if n.c.AddVoter(n.removed[i], changeTimeout) == nil {
+		id := n.removed[i]
+		err := n.c.AddVoter(id, changeTimeout)
+		if err == nil {
 			n.removed = slices.Delete(n.removed, i, i+1)
-			n.actions["add"]++
+			n.did("add", id)
+		} else {
+			n.record(fmt.Sprintf("add %s: %v", id, err))
 		}
 	case action == 9:
-		if n.c.TransferLeadership("", changeTimeout) == nil {
-			n.actions["transfer"]++
+		if err := n.c.TransferLeadership("", changeTimeout); err == nil {
+			n.did("transfer")
+		} else {
+			n.record(fmt.Sprintf("transfer: %v", err))
 		}
 	case action == 10:
-		n.c.SetAllLinkFaults(LinkFault{
+		fault := LinkFault{
 			Drop:   float64(n.rng.IntN(20)) / 100,
 			Delay:  time.Duration(n.rng.IntN(3)) * time.Millisecond,
 			Jitter: time.Duration(n.rng.IntN(5)) * time.Millisecond,
-		})
-		n.actions["lossy-links"]++
+		}
+		n.c.SetAllLinkFaults(fault)
+		n.did("lossy-links", fault)
 	}
 }
 

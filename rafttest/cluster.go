@@ -72,8 +72,12 @@ type Options struct {
 	// a Crash during that time loses it (see CrashableStore).
 	SyncDelay time.Duration
 
-	// Seed drives every random choice of the kit: dropped messages,
-	// delays, what a crash keeps. 0 means the -rafttest.seed flag, or a
+	// Seed drives every random choice of the kit (dropped messages,
+	// delays, what a crash keeps) and of its nodes (election, heartbeat and
+	// snapshot timeouts: the nodes' transports hand raft a seed derived
+	// from it). In a testing/synctest bubble a run is then a function of
+	// its seed, up to the order of goroutines ready at the same virtual
+	// instant. 0 means the -rafttest.seed flag, or a
 	// fresh seed; either way it is printed if the test fails.
 	Seed int64
 
@@ -122,7 +126,7 @@ type Cluster struct {
 	byAddr   map[raft.ServerAddress]*Node
 	cut      map[link]bool      // links that deliver nothing
 	faults   map[link]LinkFault // faults of links that deliver
-	linkRand map[link]*linkRand
+	linkRand map[linkStream]*linkRand
 	closed   bool
 
 	// waiters counts goroutines that wait on futures for Apply.
@@ -180,7 +184,7 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		byAddr:   map[raft.ServerAddress]*Node{},
 		cut:      map[link]bool{},
 		faults:   map[link]LinkFault{},
-		linkRand: map[link]*linkRand{},
+		linkRand: map[linkStream]*linkRand{},
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -288,7 +292,9 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 	}
 	store := NewCrashableStore(disk, c.opts.SyncDelay, c.seed^int64(stream(string(n.id), fmt.Sprint(restarts))))
 	_, trans := raft.NewInmemTransport(n.addr)
-	run := &faultTransport{c: c, from: n.id, inner: trans}
+	// Each run of a node draws its own timeouts, all from the cluster's seed.
+	nodeSeed := uint64(c.seed) ^ stream(string(n.id), "raft", fmt.Sprint(restarts))
+	run := &faultTransport{c: c, from: n.id, inner: trans, seed: max(nodeSeed, 1)}
 	fsm := c.opts.FSM(n.id)
 	r, err := c.boot(n, conf, configuration, store, snaps, run, fsm)
 	if err != nil {
