@@ -251,8 +251,10 @@ func (n *nemesis) leader() (raft.ServerID, bool) {
 
 func (n *nemesis) step(t *testing.T) {
 	const changeTimeout = 300 * time.Millisecond
-	action := n.rng.IntN(11)
+	action := n.rng.IntN(15)
 	switch {
+	case action >= 11:
+		n.compoundStep(t, action, changeTimeout)
 	case action == 0:
 		n.c.Heal()
 		n.did("heal")
@@ -330,6 +332,119 @@ func (n *nemesis) step(t *testing.T) {
 		}
 		n.c.SetAllLinkFaults(fault)
 		n.did("lossy-links", fault)
+	}
+}
+
+// compoundStep takes one of the nemesis steps made of several faults in a
+// row: the shapes the simple steps reach only by luck.
+func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Duration) {
+	switch action {
+	case 11:
+		// Membership churn while a node is cut off: it misses the
+		// removal and the re-addition of another, and must learn both
+		// once it is back.
+		if n.down() > 0 {
+			return
+		}
+		up := n.up()
+		n.rng.Shuffle(len(up), func(i, j int) { up[i], up[j] = up[j], up[i] })
+		cutOff, churned := up[0], up[1]
+		n.c.Isolate(cutOff)
+		n.did("isolate", cutOff)
+		if err := n.c.RemoveServer(churned, changeTimeout); err != nil {
+			n.record(fmt.Sprintf("remove %s while %s is cut off: %v", churned, cutOff, err))
+			return
+		}
+		n.removed = append(n.removed, churned)
+		n.did("remove-while-cut-off", churned)
+		if err := n.c.AddVoter(churned, changeTimeout); err != nil {
+			n.record(fmt.Sprintf("add %s while %s is cut off: %v", churned, cutOff, err))
+			return
+		}
+		n.removed = slices.DeleteFunc(n.removed, func(id raft.ServerID) bool { return id == churned })
+		n.did("add-while-cut-off", churned)
+	case 12:
+		// A crash in the middle of a snapshot write: cut a follower off
+		// while the clients write (the leader compacts past it), let it
+		// back, and crash it as it makes the snapshot it gets durable.
+		leader, ok := n.leader()
+		if !ok || n.down() >= 2 {
+			return
+		}
+		var followers []raft.ServerID
+		for _, id := range n.up() {
+			if id != leader {
+				followers = append(followers, id)
+			}
+		}
+		if len(followers) == 0 {
+			return
+		}
+		id := n.pick(followers)
+		n.c.Isolate(id)
+		time.Sleep(50*time.Millisecond + time.Duration(n.rng.Int64N(int64(150*time.Millisecond))))
+		n.c.Heal()
+		switch err := n.c.CrashDuringSnapshot(id, 300*time.Millisecond); {
+		case err == nil:
+			n.crashed = append(n.crashed, id)
+			n.did("crash-during-snapshot", id)
+		case errors.Is(err, ErrNoSnapshotWrite):
+			n.record(fmt.Sprintf("crash %s during a snapshot: %v", id, err))
+		default:
+			require.NoError(t, err)
+		}
+	case 13:
+		// Leadership transfer while the cluster is partitioned: the
+		// target may be unreachable, or win where the leader cannot.
+		ids := slices.Clone(n.ids)
+		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		k := 1 + n.rng.IntN(2)
+		n.c.Partition(ids[:k], ids[k:])
+		n.did("partition", ids[:k], ids[k:])
+		if err := n.c.TransferLeadership("", changeTimeout); err == nil {
+			n.did("transfer-while-partitioned")
+		} else {
+			n.record(fmt.Sprintf("transfer while partitioned: %v", err))
+		}
+	case 14:
+		// Figure 8 of the Raft paper: leaders replaced in quick
+		// succession, each cut off with one follower so that the pair
+		// keeps an uncommitted tail of its term that the next leaders
+		// lack; the last may be crashed just after it wins, before its
+		// own term's entry is replicated.
+		rounds := 2 + n.rng.IntN(3)
+		for range rounds {
+			leader, ok := n.leader()
+			if !ok {
+				break
+			}
+			var others []raft.ServerID
+			for _, id := range n.up() {
+				if id != leader {
+					others = append(others, id)
+				}
+			}
+			if len(others) == 0 {
+				break
+			}
+			partner := n.pick(others)
+			var rest []raft.ServerID
+			for _, id := range n.ids {
+				if id != leader && id != partner {
+					rest = append(rest, id)
+				}
+			}
+			n.c.Partition([]raft.ServerID{leader, partner}, rest)
+			n.did("figure8-cut", leader, partner)
+			time.Sleep(time.Millisecond + time.Duration(n.rng.Int64N(int64(40*time.Millisecond))))
+		}
+		n.c.Heal()
+		if leader, ok := n.leader(); ok && n.down() < 2 && n.rng.IntN(2) == 0 {
+			time.Sleep(time.Duration(n.rng.Int64N(int64(5 * time.Millisecond))))
+			require.NoError(t, n.c.Crash(leader))
+			n.crashed = append(n.crashed, leader)
+			n.did("figure8-crash-new-leader", leader)
+		}
 	}
 }
 

@@ -68,8 +68,9 @@ type Options struct {
 	// node's logger.
 	WAL wal.Options
 
-	// SyncDelay is how long every store write takes to reach the disk;
-	// a Crash during that time loses it (see CrashableStore).
+	// SyncDelay is how long every store write takes to reach the disk,
+	// and how long closing a snapshot (taken or installed) takes; a Crash
+	// during that time loses it (see CrashableStore).
 	SyncDelay time.Duration
 
 	// Seed drives every random choice of the kit (dropped messages,
@@ -131,6 +132,9 @@ type Cluster struct {
 
 	// waiters counts goroutines that wait on futures for Apply.
 	waiters sync.WaitGroup
+
+	// leaders records who led in which term, for CheckElectionSafety.
+	leaders leaderships
 }
 
 // Node is one server of a Cluster.
@@ -151,7 +155,8 @@ type Node struct {
 	fsm      raft.FSM
 	disk     Store // the inner store: the node's disk
 	store    *CrashableStore
-	snaps    raft.SnapshotStore
+	snaps    raft.SnapshotStore  // the node's disk
+	runSnaps *crashableSnapshots // what the current run writes through
 	trans    *raft.InmemTransport
 	restarts int
 }
@@ -296,7 +301,8 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 	nodeSeed := uint64(c.seed) ^ stream(string(n.id), "raft", fmt.Sprint(restarts))
 	run := &faultTransport{c: c, from: n.id, inner: trans, seed: max(nodeSeed, 1)}
 	fsm := c.opts.FSM(n.id)
-	r, err := c.boot(n, conf, configuration, store, snaps, run, fsm)
+	runSnaps := &crashableSnapshots{SnapshotStore: snaps, store: store}
+	r, err := c.boot(n, conf, configuration, store, runSnaps, run, fsm)
 	if err != nil {
 		// Leave the disk closed, as after a crash, so a later Restart can
 		// open it again.
@@ -306,9 +312,10 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 		}
 		return err
 	}
+	c.leaders.watch(n.id, r)
 	c.mu.Lock()
 	n.live, n.raft, n.fsm = true, r, fsm
-	n.disk, n.store, n.snaps, n.trans = disk, store, snaps, trans
+	n.disk, n.store, n.snaps, n.runSnaps, n.trans = disk, store, snaps, runSnaps, trans
 	n.restarts++
 	c.mu.Unlock()
 	return nil
