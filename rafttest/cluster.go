@@ -135,6 +135,8 @@ type Cluster struct {
 
 	// leaders records who led in which term, for CheckElectionSafety.
 	leaders leaderships
+	// applied records the entries KVs applied, for CheckStateMachineSafety.
+	applied appliedLedger
 }
 
 // Node is one server of a Cluster.
@@ -301,6 +303,7 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 	nodeSeed := uint64(c.seed) ^ stream(string(n.id), "raft", fmt.Sprint(restarts))
 	run := &faultTransport{c: c, from: n.id, inner: trans, seed: max(nodeSeed, 1)}
 	fsm := c.opts.FSM(n.id)
+	c.applied.watch(n.id, fsm)
 	runSnaps := &crashableSnapshots{SnapshotStore: snaps, store: store}
 	r, err := c.boot(n, conf, configuration, store, runSnaps, run, fsm)
 	if err != nil {

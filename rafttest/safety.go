@@ -61,3 +61,60 @@ func (c *Cluster) CheckElectionSafety() {
 		c.t.Errorf("rafttest: election safety broken: %v", v)
 	}
 }
+
+// appliedLedger records, for every index, the first entry a node of the
+// cluster applied there, to check State Machine Safety (§5.4.3): no two
+// servers ever apply different entries at the same index. Nodes running a
+// KV feed it.
+type appliedLedger struct {
+	mu         sync.Mutex
+	byIndex    map[uint64]appliedEntry
+	violations []string
+}
+
+type appliedEntry struct {
+	node raft.ServerID
+	term uint64
+	data string
+}
+
+// watch makes fsm, the FSM of a new run of node id, report to the ledger.
+func (a *appliedLedger) watch(id raft.ServerID, fsm raft.FSM) {
+	kv, ok := fsm.(*KV)
+	if !ok {
+		return
+	}
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	kv.onApply = func(l *raft.Log) { a.applied(id, l) }
+}
+
+func (a *appliedLedger) applied(id raft.ServerID, l *raft.Log) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.byIndex == nil {
+		a.byIndex = map[uint64]appliedEntry{}
+	}
+	entry := appliedEntry{node: id, term: l.Term, data: string(l.Data)}
+	first, ok := a.byIndex[l.Index]
+	if !ok {
+		a.byIndex[l.Index] = entry
+		return
+	}
+	if (first.term != entry.term || first.data != entry.data) && len(a.violations) < 10 {
+		a.violations = append(a.violations, fmt.Sprintf("index %d: %s applied term %d %q, %s applied term %d %q",
+			l.Index, first.node, first.term, first.data, id, entry.term, entry.data))
+	}
+}
+
+// CheckStateMachineSafety fails the test if two nodes running a KV applied
+// different entries at the same index. CheckConsistent calls it too.
+func (c *Cluster) CheckStateMachineSafety() {
+	c.t.Helper()
+	c.applied.mu.Lock()
+	v := slices.Clone(c.applied.violations)
+	c.applied.mu.Unlock()
+	if len(v) > 0 {
+		c.t.Errorf("rafttest: state machine safety broken (different entries applied at one index): %v", v)
+	}
+}
