@@ -51,6 +51,11 @@ type chaosSchedule struct {
 	syncDelay         time.Duration
 	store             StoreKind
 	readMode          ReadMode
+	// maxAppendEntries caps the entries per AppendEntries (0: raft's
+	// default). Small batches make a new leader bring followers up to date
+	// over many rounds, so that it learns of earlier terms' entries on a
+	// majority before its own term's first entry gets there.
+	maxAppendEntries int
 }
 
 func newChaosSchedule(rng *rand.Rand) chaosSchedule {
@@ -83,6 +88,9 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	// and the nemesis of each seed stay what they were before reads had
 	// modes.
 	sched.readMode = ReadMode(newRand(seed, stream("chaos", "reads")).IntN(3))
+	if batches := newRand(seed, stream("chaos", "batches")); batches.IntN(2) == 0 {
+		sched.maxAppendEntries = 1 + batches.IntN(4)
+	}
 	if trace.clients != nil {
 		sched.clients = len(trace.clients)
 	}
@@ -98,6 +106,9 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 			conf.SnapshotThreshold = sched.snapshotThreshold
 			conf.TrailingLogs = sched.trailingLogs
 			conf.SnapshotInterval = sched.snapshotInterval
+			if sched.maxAppendEntries > 0 {
+				conf.MaxAppendEntries = sched.maxAppendEntries
+			}
 		},
 		WaitTimeout: 20 * time.Second,
 	})
