@@ -56,6 +56,10 @@ type chaosSchedule struct {
 	// over many rounds, so that it learns of earlier terms' entries on a
 	// majority before its own term's first entry gets there.
 	maxAppendEntries int
+	// preVoteDisabled runs elections without prevote, so that the vote's
+	// own checks stand alone (prevote would otherwise stop a stale
+	// candidate first).
+	preVoteDisabled bool
 }
 
 func newChaosSchedule(rng *rand.Rand) chaosSchedule {
@@ -91,6 +95,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	if batches := newRand(seed, stream("chaos", "batches")); batches.IntN(2) == 0 {
 		sched.maxAppendEntries = 1 + batches.IntN(4)
 	}
+	sched.preVoteDisabled = newRand(seed, stream("chaos", "prevote")).IntN(3) == 0
 	if trace.clients != nil {
 		sched.clients = len(trace.clients)
 	}
@@ -106,6 +111,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 			conf.SnapshotThreshold = sched.snapshotThreshold
 			conf.TrailingLogs = sched.trailingLogs
 			conf.SnapshotInterval = sched.snapshotInterval
+			conf.PreVoteDisabled = sched.preVoteDisabled
 			if sched.maxAppendEntries > 0 {
 				conf.MaxAppendEntries = sched.maxAppendEntries
 			}
