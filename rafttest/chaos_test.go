@@ -424,7 +424,11 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 			n.record(fmt.Sprintf("transfer while partitioned: %v", err))
 		}
 	case 14:
-		// Figure 8 of the Raft paper: leaders replaced in quick
+		if n.rng.IntN(2) == 0 {
+			n.figure8(t)
+			return
+		}
+		// Figure 8 of the Raft paper, loosely: leaders replaced in quick
 		// succession, each cut off with one follower so that the pair
 		// keeps an uncommitted tail of its term that the next leaders
 		// lack; the last may be crashed just after it wins, before its
@@ -463,6 +467,81 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 			n.did("figure8-crash-new-leader", leader)
 		}
 	}
+}
+
+// figure8 drives the cluster through the shape of Figure 8 of the Raft
+// paper, where a leader that commits an entry of an earlier term by
+// counting its replicas loses it:
+//  1. the leader (term a) is cut off with one partner: both keep an
+//     uncommitted tail of term a;
+//  2. the other three elect a leader (term b), which is cut off at the
+//     moment it wins, its own entries on no one else;
+//  3. the term-a pair rejoins the two that are left and one of the pair
+//     wins (term c), catching the others up; it is crashed a random few
+//     milliseconds later, possibly before its term-c entry reached a
+//     majority, while the entries of term a may have;
+//  4. the term-b leader rejoins: its last term beats the term-a tails, and
+//     it may win and overwrite them.
+//
+// Raft commits the term-a entries in step 3 only together with an entry of
+// term c, so step 4 never overwrites a committed entry.
+func (n *nemesis) figure8(t *testing.T) {
+	if n.down() > 0 {
+		return
+	}
+	first, ok := n.leader()
+	if !ok {
+		return
+	}
+	var others []raft.ServerID
+	for _, id := range n.ids {
+		if id != first {
+			others = append(others, id)
+		}
+	}
+	n.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	partner := others[0]
+	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
+	n.did("figure8-cut-pair", first, partner)
+	// 2. The next leader is cut off as it wins, before it replicates.
+	won := make(chan raft.ServerID, 1)
+	n.c.leaders.setOnNextWin(func(id raft.ServerID) {
+		n.c.Isolate(id)
+		won <- id
+	})
+	var second raft.ServerID
+	select {
+	case second = <-won:
+	case <-time.After(2 * time.Second):
+		n.c.leaders.setOnNextWin(nil)
+		n.record("figure8: no second leader")
+		return
+	}
+	n.did("figure8-cut-at-election", second)
+	// 3. Everyone but the second leader is connected again.
+	var rest []raft.ServerID
+	for _, id := range n.ids {
+		if id != second {
+			rest = append(rest, id)
+		}
+	}
+	n.c.Partition(rest, []raft.ServerID{second})
+	var third raft.ServerID
+	for deadline := time.Now().Add(2 * time.Second); third == "" || third == second; {
+		if !time.Now().Before(deadline) {
+			n.record("figure8: no third leader")
+			return
+		}
+		time.Sleep(pollInterval)
+		third, _ = n.leader()
+	}
+	time.Sleep(time.Duration(n.rng.Int64N(int64(20 * time.Millisecond))))
+	require.NoError(t, n.c.Crash(third))
+	n.crashed = append(n.crashed, third)
+	n.did("figure8-crash-third", third)
+	// 4. The second leader rejoins.
+	n.c.Heal()
+	n.did("heal")
 }
 
 // recover heals the network, restarts crashed nodes and adds removed ones

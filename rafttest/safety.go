@@ -15,19 +15,32 @@ import (
 type leaderships struct {
 	mu     sync.Mutex
 	byTerm map[uint64][]raft.ServerID
+	// onNextWin, when set, runs once, on the main loop of the next node to
+	// win an election, before it starts to replicate.
+	onNextWin func(id raft.ServerID)
 }
 
 // watch registers the recorder on r, the new run of node id.
 func (l *leaderships) watch(id raft.ServerID, r *raft.Raft) {
 	r.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
 		if state, ok := o.Data.(raft.RaftState); ok && state == raft.Leader {
-			l.won(id, o.Raft.CurrentTerm())
+			if hook := l.won(id, o.Raft.CurrentTerm()); hook != nil {
+				hook(id)
+			}
 		}
 		return false
 	}))
 }
 
-func (l *leaderships) won(id raft.ServerID, term uint64) {
+// setOnNextWin arms hook for the next election won (nil disarms).
+func (l *leaderships) setOnNextWin(hook func(id raft.ServerID)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onNextWin = hook
+}
+
+// won records a leadership and returns the armed hook, disarming it.
+func (l *leaderships) won(id raft.ServerID, term uint64) (hook func(raft.ServerID)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byTerm == nil {
@@ -36,6 +49,8 @@ func (l *leaderships) won(id raft.ServerID, term uint64) {
 	if !slices.Contains(l.byTerm[term], id) {
 		l.byTerm[term] = append(l.byTerm[term], id)
 	}
+	hook, l.onNextWin = l.onNextWin, nil
+	return hook
 }
 
 // violations describes every term that had more than one leader (§5.2,
