@@ -477,11 +477,11 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 //  2. the other three elect a leader (term b), which is cut off at the
 //     moment it wins, its own entries on no one else;
 //  3. the term-a pair rejoins the two that are left and one of the pair
-//     wins (term c), catching the others up; it is crashed a random few
-//     milliseconds later, possibly before its term-c entry reached a
-//     majority, while the entries of term a may have;
-//  4. the term-b leader rejoins: its last term beats the term-a tails, and
-//     it may win and overwrite them.
+//     wins (term c), catching the others up over slow links; the pair is
+//     crashed a random few milliseconds later, possibly before the term-c
+//     entry reached a majority, while the entries of term a may have;
+//  4. the term-b leader rejoins: its last term beats the term-a tails of
+//     the two left, and it may win and overwrite them.
 //
 // Raft commits the term-a entries in step 3 only together with an entry of
 // term c, so step 4 never overwrites a committed entry.
@@ -525,20 +525,34 @@ func (n *nemesis) figure8(t *testing.T) {
 			rest = append(rest, id)
 		}
 	}
+	// Slow links stretch the catching up over several milliseconds.
+	n.c.SetAllLinkFaults(LinkFault{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond})
+	wonAt := make(chan raft.ServerID, 1)
+	n.c.leaders.setOnNextWin(func(id raft.ServerID) { wonAt <- id })
 	n.c.Partition(rest, []raft.ServerID{second})
 	var third raft.ServerID
-	for deadline := time.Now().Add(2 * time.Second); third == "" || third == second; {
-		if !time.Now().Before(deadline) {
-			n.record("figure8: no third leader")
-			return
-		}
-		time.Sleep(pollInterval)
-		third, _ = n.leader()
+	select {
+	case third = <-wonAt:
+	case <-time.After(2 * time.Second):
+		n.c.leaders.setOnNextWin(nil)
+		n.record("figure8: no third leader")
+		return
 	}
 	time.Sleep(time.Duration(n.rng.Int64N(int64(20 * time.Millisecond))))
-	require.NoError(t, n.c.Crash(third))
-	n.crashed = append(n.crashed, third)
-	n.did("figure8-crash-third", third)
+	// The third leader goes down, and with it the other node of the pair,
+	// the one follower sure to hold the third leader's first entry: the
+	// second leader then needs only the two that were catching up.
+	for _, id := range []raft.ServerID{third, first, partner} {
+		if id != third && (id == first || id == partner) && len(n.crashed) < 2 {
+			require.NoError(t, n.c.Crash(id))
+			n.crashed = append(n.crashed, id)
+			n.did("figure8-crash-pair", id)
+		} else if id == third {
+			require.NoError(t, n.c.Crash(third))
+			n.crashed = append(n.crashed, third)
+			n.did("figure8-crash-third", third)
+		}
+	}
 	// 4. The second leader rejoins.
 	n.c.Heal()
 	n.did("heal")
