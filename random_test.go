@@ -45,32 +45,6 @@ func TestNodeRandomChoicesAreAFunctionOfTheSeed(t *testing.T) {
 	}
 }
 
-// TestSeededClusterElectsTheSameLeaderAtTheSameInstant checks that the first
-// election of a seeded cluster, decided by the nodes' random timeouts alone,
-// replays: same winner, same term, same virtual instant.
-func TestSeededClusterElectsTheSameLeaderAtTheSameInstant(t *testing.T) {
-	type outcome struct {
-		leader ServerID
-		term   uint64
-		after  time.Duration
-	}
-	seed := testSeed(t)
-	elect := func() (out outcome) {
-		synctest.Test(t, func(t *testing.T) {
-			start := time.Now()
-			c := newTestCluster(t, 5, clusterOptions{seed: seed})
-			defer c.close()
-			leader := c.leader()
-			out = outcome{leader.id, leader.raft.CurrentTerm(), time.Since(start)}
-		})
-		return out
-	}
-	first := elect()
-	for range 5 {
-		require.Equal(t, first, elect(), "a cluster with the same seed elected differently")
-	}
-}
-
 // TestSeededClusterReplaysItsElections crashes the leader of a seeded
 // five-node cluster again and again, restarting it after a pause the seed
 // picks, and requires two runs from one seed to elect the same leaders in

@@ -388,12 +388,7 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 		if !ok || n.down() >= 2 {
 			return
 		}
-		var followers []raft.ServerID
-		for _, id := range n.up() {
-			if id != leader {
-				followers = append(followers, id)
-			}
-		}
+		followers := without(n.up(), leader)
 		if len(followers) == 0 {
 			return
 		}
@@ -439,23 +434,12 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 			if !ok {
 				break
 			}
-			var others []raft.ServerID
-			for _, id := range n.up() {
-				if id != leader {
-					others = append(others, id)
-				}
-			}
+			others := without(n.up(), leader)
 			if len(others) == 0 {
 				break
 			}
 			partner := n.pick(others)
-			var rest []raft.ServerID
-			for _, id := range n.ids {
-				if id != leader && id != partner {
-					rest = append(rest, id)
-				}
-			}
-			n.c.Partition([]raft.ServerID{leader, partner}, rest)
+			n.c.Partition([]raft.ServerID{leader, partner}, without(n.ids, leader, partner))
 			n.did("figure8-cut", leader, partner)
 			time.Sleep(time.Millisecond + time.Duration(n.rng.Int64N(int64(40*time.Millisecond))))
 		}
@@ -467,6 +451,17 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 			n.did("figure8-crash-new-leader", leader)
 		}
 	}
+}
+
+// without returns ids less drop, in order.
+func without(ids []raft.ServerID, drop ...raft.ServerID) []raft.ServerID {
+	var out []raft.ServerID
+	for _, id := range ids {
+		if !slices.Contains(drop, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // figure8 drives the cluster through the shape of Figure 8 of the Raft
@@ -493,12 +488,7 @@ func (n *nemesis) figure8(t *testing.T) {
 	if !ok {
 		return
 	}
-	var others []raft.ServerID
-	for _, id := range n.ids {
-		if id != first {
-			others = append(others, id)
-		}
-	}
+	others := without(n.ids, first)
 	n.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
 	partner := others[0]
 	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
@@ -519,12 +509,7 @@ func (n *nemesis) figure8(t *testing.T) {
 	}
 	n.did("figure8-cut-at-election", second)
 	// 3. Everyone but the second leader is connected again.
-	var rest []raft.ServerID
-	for _, id := range n.ids {
-		if id != second {
-			rest = append(rest, id)
-		}
-	}
+	rest := without(n.ids, second)
 	// Slow links stretch the catching up over several milliseconds.
 	n.c.SetAllLinkFaults(LinkFault{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond})
 	wonAt := make(chan raft.ServerID, 1)
