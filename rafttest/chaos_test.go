@@ -453,6 +453,29 @@ func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Dura
 	}
 }
 
+// nextWinner runs then (if set), and waits up to two seconds for the next
+// node to win an election; onWin (if set) runs on the winner's main loop
+// the moment it wins, before it replicates anything.
+func (n *nemesis) nextWinner(onWin func(id raft.ServerID), then ...func()) (raft.ServerID, bool) {
+	won := make(chan raft.ServerID, 1)
+	n.c.leaders.setOnNextWin(func(id raft.ServerID) {
+		if onWin != nil {
+			onWin(id)
+		}
+		won <- id
+	})
+	for _, f := range then {
+		f()
+	}
+	select {
+	case id := <-won:
+		return id, true
+	case <-time.After(2 * time.Second):
+		n.c.leaders.setOnNextWin(nil)
+		return "", false
+	}
+}
+
 // without returns ids less drop, in order.
 func without(ids []raft.ServerID, drop ...raft.ServerID) []raft.ServerID {
 	var out []raft.ServerID
@@ -494,32 +517,17 @@ func (n *nemesis) figure8(t *testing.T) {
 	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
 	n.did("figure8-cut-pair", first, partner)
 	// 2. The next leader is cut off as it wins, before it replicates.
-	won := make(chan raft.ServerID, 1)
-	n.c.leaders.setOnNextWin(func(id raft.ServerID) {
-		n.c.Isolate(id)
-		won <- id
-	})
-	var second raft.ServerID
-	select {
-	case second = <-won:
-	case <-time.After(2 * time.Second):
-		n.c.leaders.setOnNextWin(nil)
+	second, ok := n.nextWinner(func(id raft.ServerID) { n.c.Isolate(id) })
+	if !ok {
 		n.record("figure8: no second leader")
 		return
 	}
 	n.did("figure8-cut-at-election", second)
-	// 3. Everyone but the second leader is connected again.
-	rest := without(n.ids, second)
-	// Slow links stretch the catching up over several milliseconds.
+	// 3. Everyone but the second leader is connected again, over slow
+	// links that stretch the catching up over several milliseconds.
 	n.c.SetAllLinkFaults(LinkFault{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond})
-	wonAt := make(chan raft.ServerID, 1)
-	n.c.leaders.setOnNextWin(func(id raft.ServerID) { wonAt <- id })
-	n.c.Partition(rest, []raft.ServerID{second})
-	var third raft.ServerID
-	select {
-	case third = <-wonAt:
-	case <-time.After(2 * time.Second):
-		n.c.leaders.setOnNextWin(nil)
+	third, ok := n.nextWinner(nil, func() { n.c.Partition(without(n.ids, second), []raft.ServerID{second}) })
+	if !ok {
 		n.record("figure8: no third leader")
 		return
 	}
@@ -527,16 +535,10 @@ func (n *nemesis) figure8(t *testing.T) {
 	// The third leader goes down, and with it the other node of the pair,
 	// the one follower sure to hold the third leader's first entry: the
 	// second leader then needs only the two that were catching up.
-	for _, id := range []raft.ServerID{third, first, partner} {
-		if id != third && (id == first || id == partner) && len(n.crashed) < 2 {
-			require.NoError(t, n.c.Crash(id))
-			n.crashed = append(n.crashed, id)
-			n.did("figure8-crash-pair", id)
-		} else if id == third {
-			require.NoError(t, n.c.Crash(third))
-			n.crashed = append(n.crashed, third)
-			n.did("figure8-crash-third", third)
-		}
+	for _, id := range []raft.ServerID{third, without([]raft.ServerID{first, partner}, third)[0]} {
+		require.NoError(t, n.c.Crash(id))
+		n.crashed = append(n.crashed, id)
+		n.did("figure8-crash", id)
 	}
 	// 4. The second leader rejoins.
 	n.c.Heal()
