@@ -17,8 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var schedulesFlag = flag.Int("rafttest.schedules", 30,
-	"how many seeded chaos schedules TestChaos runs (seeds 1..N); -rafttest.seed=N runs only schedule N")
+var (
+	schedulesFlag = flag.Int("rafttest.schedules", 30,
+		"how many seeded chaos schedules TestChaos runs (seeds 1..N); -rafttest.seed=N runs only schedule N")
+	checkTimeoutFlag = flag.Duration("rafttest.checktimeout", time.Minute,
+		"how long the linearizability check of one chaos schedule may search (a broken history can take long to refute)")
+)
 
 // TestChaos runs seeded schedules of a five-node KV cluster under
 // concurrent clients and a nemesis, and checks that the clients' history is
@@ -162,7 +166,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	if replaying {
 		trace.final = replayState(c)
 	}
-	h.CheckLinearizable(t, KVModel(), time.Minute)
+	h.CheckLinearizable(t, KVModel(), *checkTimeoutFlag)
 }
 
 // runChaosClient issues random operations on a few keys until stop closes.
