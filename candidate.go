@@ -95,7 +95,7 @@ func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bo
 	if granted >= needed {
 		return true
 	}
-	electionTimer := randomTimeout(r.config().ElectionTimeout)
+	electionTimer := r.randomTimeout(r.config().ElectionTimeout)
 	for r.getState() == Candidate {
 		select {
 		case rpc := <-r.rpcCh:

@@ -142,6 +142,10 @@ type Config struct {
 	// strictInvariants makes a broken invariant of the log panic instead
 	// of failing the operation with an error; tests turn it on.
 	strictInvariants bool
+
+	// randomSeed, when not zero, seeds the node's random choices (see
+	// random.go); the package's tests set it to replay a cluster.
+	randomSeed uint64
 }
 
 // ReloadableConfig holds the Config fields that (*Raft).ReloadConfig may

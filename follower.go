@@ -11,7 +11,7 @@ func (r *Raft) runFollower() {
 	r.logger.Info("entering follower state", "follower", r, "leader-address", leaderAddr, "leader-id", leaderID)
 	incrCounter([]string{"raft", "state", "follower"}, 1)
 	warnedNoPeers := false
-	heartbeatTimer := randomTimeout(r.config().HeartbeatTimeout)
+	heartbeatTimer := r.randomTimeout(r.config().HeartbeatTimeout)
 
 	for r.getState() == Follower {
 		select {
@@ -28,10 +28,10 @@ func (r *Raft) runFollower() {
 		case op := <-r.opsCh:
 			r.handleOpNotLeader(op)
 		case <-r.timerResetCh:
-			heartbeatTimer = randomTimeout(r.config().HeartbeatTimeout)
+			heartbeatTimer = r.randomTimeout(r.config().HeartbeatTimeout)
 		case <-heartbeatTimer:
 			timeout := r.config().HeartbeatTimeout
-			heartbeatTimer = randomTimeout(timeout)
+			heartbeatTimer = r.randomTimeout(timeout)
 			if time.Since(r.lastContact.load()) < timeout {
 				continue
 			}

@@ -1,3 +1,5 @@
+//go:build go1.25
+
 package raft
 
 import (
@@ -81,9 +83,9 @@ type wireRequest struct {
 	data    []byte
 }
 
-// appendRequest is a non-heartbeat AppendEntries numbered by its
+// numberedAppend is a non-heartbeat AppendEntries numbered by its
 // LeaderCommitIndex, which the tests' Raft echoes in LastLog.
-func appendRequest(number uint64) wireRequest {
+func numberedAppend(number uint64) wireRequest {
 	return wireRequest{rpcAppendEntries, &AppendEntriesRequest{RPCHeader: testHeader("n1"), Term: 2, PrevLogEntry: number - 1,
 		PrevLogTerm: 2, LeaderCommitIndex: number, Entries: []*Log{{Index: number, Term: 2, Type: LogCommand, Data: []byte(fmt.Sprintf("entry %d", number))}}}, nil}
 }
@@ -166,7 +168,7 @@ func TestNetServerReadsAheadAndRepliesInRequestOrder(t *testing.T) {
 		const count = 5
 		var requests []wireRequest
 		for number := uint64(1); number <= count; number++ {
-			requests = append(requests, appendRequest(number))
+			requests = append(requests, numberedAppend(number))
 		}
 		sendBytes(conn, encodeRequests(t, requests...))
 
@@ -176,7 +178,7 @@ func TestNetServerReadsAheadAndRepliesInRequestOrder(t *testing.T) {
 		for i, rpc := range rpcs {
 			// Whole requests: a decoded request must not share bytes with
 			// the read buffer, which the requests after it reuse.
-			require.Equal(t, appendRequest(uint64(i+1)).body, rpc.Command, "requests in order, intact")
+			require.Equal(t, numberedAppend(uint64(i+1)).body, rpc.Command, "requests in order, intact")
 		}
 
 		replies := make(chan uint64, count)
@@ -210,7 +212,7 @@ func TestNetServerBoundsReadAhead(t *testing.T) {
 			defer conn.Close()
 			var requests []wireRequest
 			for number := uint64(1); number <= serverReadAhead+3; number++ {
-				requests = append(requests, appendRequest(number))
+				requests = append(requests, numberedAppend(number))
 			}
 			sendBytes(conn, encodeRequests(t, requests...))
 
@@ -241,7 +243,7 @@ func TestNetServerBoundsReadAhead(t *testing.T) {
 			defer conn.Close()
 			var requests []wireRequest
 			for number := uint64(1); number <= 6; number++ {
-				req := appendRequest(number)
+				req := numberedAppend(number)
 				req.body.(*AppendEntriesRequest).Entries[0].Data = make([]byte, 1500)
 				requests = append(requests, req)
 			}
@@ -271,7 +273,7 @@ func TestNetServerHeartbeatRepliesKeepTheirPlace(t *testing.T) {
 		})
 		conn := listener.connect()
 		defer conn.Close()
-		sendBytes(conn, encodeRequests(t, appendRequest(1), heartbeatRequest(), appendRequest(2), heartbeatRequest()))
+		sendBytes(conn, encodeRequests(t, numberedAppend(1), heartbeatRequest(), numberedAppend(2), heartbeatRequest()))
 
 		synctest.Wait()
 		rpcs := takeRPCs(server)
@@ -306,7 +308,7 @@ func TestNetServerInstallSnapshotInAPipelinedStream(t *testing.T) {
 		data := bytes.Repeat([]byte("snapshot"), 100000) // 800000 bytes, more than the read buffer
 		snapshot := wireRequest{rpcInstallSnapshot, &InstallSnapshotRequest{RPCHeader: testHeader("n1"), SnapshotVersion: 1,
 			Term: 2, LastLogIndex: 50, LastLogTerm: 2, Size: int64(len(data))}, data}
-		sendBytes(conn, encodeRequests(t, appendRequest(1), snapshot, appendRequest(2), appendRequest(3)))
+		sendBytes(conn, encodeRequests(t, numberedAppend(1), snapshot, numberedAppend(2), numberedAppend(3)))
 
 		synctest.Wait()
 		rpcs := takeRPCs(server)
@@ -325,8 +327,8 @@ func TestNetServerInstallSnapshotInAPipelinedStream(t *testing.T) {
 		synctest.Wait()
 		after := takeRPCs(server)
 		require.Len(t, after, 2, "reading resumes after the snapshot")
-		require.Equal(t, appendRequest(2).body, after[0].Command, "the stream is in step after the skipped data")
-		require.Equal(t, appendRequest(3).body, after[1].Command)
+		require.Equal(t, numberedAppend(2).body, after[0].Command, "the stream is in step after the skipped data")
+		require.Equal(t, numberedAppend(3).body, after[1].Command)
 
 		answerAppend(after[1])
 		answerAppend(after[0])
@@ -362,7 +364,7 @@ func TestNetServerEndsConnectionsWithRequestsOutstanding(t *testing.T) {
 				server.SetHeartbeatHandler(func(rpc RPC) { heartbeats <- rpc }) // answered later, or never
 				conn := listener.connect()
 				defer conn.Close()
-				sendBytes(conn, encodeRequests(t, appendRequest(1), heartbeatRequest(), appendRequest(2), appendRequest(3)))
+				sendBytes(conn, encodeRequests(t, numberedAppend(1), heartbeatRequest(), numberedAppend(2), numberedAppend(3)))
 				synctest.Wait()
 				rpcs := takeRPCs(server)
 				require.Len(t, rpcs, 3)
@@ -407,9 +409,9 @@ func TestNetServerMalformedRequestAfterGoodOnes(t *testing.T) {
 				server, listener, logs := newPipeServer(t, NetworkTransportConfig{Timeout: timeout, MaxMessageSize: 1 << 16})
 				conn := listener.connect()
 				defer conn.Close()
-				stream := concat(encodeRequests(t, appendRequest(1), appendRequest(2)), tc.garbage)
+				stream := concat(encodeRequests(t, numberedAppend(1), numberedAppend(2)), tc.garbage)
 				if !tc.stalled {
-					stream = concat(stream, bytes.Repeat(encodeRequests(t, appendRequest(3)), 10))
+					stream = concat(stream, bytes.Repeat(encodeRequests(t, numberedAppend(3)), 10))
 				}
 				sendBytes(conn, stream)
 				synctest.Wait()
@@ -454,7 +456,7 @@ func TestNetPipelineOverTCPReachesRaftBeforeAnswers(t *testing.T) {
 	const count = window - 1
 	futures := make([]AppendFuture, count)
 	for i := range futures {
-		req := appendRequest(uint64(i + 1)).body.(*AppendEntriesRequest)
+		req := numberedAppend(uint64(i + 1)).body.(*AppendEntriesRequest)
 		futures[i], err = p.AppendEntries(req, &AppendEntriesResponse{})
 		require.NoError(t, err)
 	}
@@ -535,7 +537,7 @@ func BenchmarkNetServerPipelinedBatches(b *testing.B) {
 	}()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := p.AppendEntries(appendRequest(uint64(i+1)).body.(*AppendEntriesRequest), &AppendEntriesResponse{}); err != nil {
+		if _, err := p.AppendEntries(numberedAppend(uint64(i+1)).body.(*AppendEntriesRequest), &AppendEntriesResponse{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,7 +3,6 @@ package raft
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -120,6 +119,8 @@ type Raft struct {
 	readWaiters readWaiters
 	// startedAt starts the lease quiet period (inLeaseQuietPeriod).
 	startedAt time.Time
+	// rand is the source of the node's random choices (random.go).
+	rand *nodeRand
 
 	shutdownMu sync.Mutex
 	shutdown   bool
@@ -211,6 +212,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		leaderCh:              make(chan bool, 1),
 		shutdownCh:            make(chan struct{}),
 		startedAt:             time.Now(),
+		rand:                  newNodeRand(conf, trans),
 		observers:             map[uint64]*Observer{},
 	}
 	confCopy := *conf
@@ -401,15 +403,6 @@ func (r *Raft) goFunc(f func()) {
 }
 
 func (r *Raft) config() *Config { return r.conf.Load() }
-
-// randomTimeout returns a channel that fires after a random time in
-// [d, 2d). A zero d never fires.
-func randomTimeout(d time.Duration) <-chan time.Time {
-	if d <= 0 {
-		return nil
-	}
-	return time.After(d + rand.N(d))
-}
 
 // run is the main loop: it runs the loop of the current role until the
 // node shuts down.

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,10 @@ type followerReplication struct {
 
 	verifyMu sync.Mutex
 	verifies map[*verifyFuture]struct{}
+
+	// replicateRand and heartbeatRand are the random streams of the
+	// replication and heartbeat goroutines (random.go).
+	replicateRand, heartbeatRand *randomStream
 }
 
 func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uint64) *followerReplication {
@@ -86,6 +91,8 @@ func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uin
 		stopCh:          make(chan struct{}),
 		done:            make(chan struct{}),
 		verifies:        map[*verifyFuture]struct{}{},
+		replicateRand:   r.rand.stream("replicate", string(peer.ID), strconv.FormatUint(ls.term, 10)),
+		heartbeatRand:   r.rand.stream("heartbeat", string(peer.ID), strconv.FormatUint(ls.term, 10)),
 	}
 	// A new leader starts with a full lease towards every peer.
 	s.lastContact.store(time.Now())
@@ -210,7 +217,7 @@ func (s *followerReplication) run() {
 		case <-r.shutdownCh:
 			return
 		case <-s.triggerCh:
-		case <-randomTimeout(r.config().CommitTimeout):
+		case <-s.replicateRand.timeout(r.config().CommitTimeout):
 		}
 		lastIndex := r.getLastIndex()
 		newerTerm := s.replicateTo(lastIndex, false)
@@ -285,7 +292,7 @@ func (s *followerReplication) pipelineReplicate() (newerTerm bool) {
 		case <-recvFailed:
 			return false
 		case <-s.triggerCh:
-		case <-randomTimeout(r.config().CommitTimeout):
+		case <-s.replicateRand.timeout(r.config().CommitTimeout):
 			// As in the synchronous loop, every CommitTimeout sends at
 			// least one request: a peer that restarted learns the commit
 			// index from it, and a peer that lost entries rejects it.
@@ -536,7 +543,7 @@ func (s *followerReplication) heartbeat() {
 	for {
 		select {
 		case <-s.heartbeatPokeCh:
-		case <-randomTimeout(r.config().HeartbeatTimeout / 10):
+		case <-s.heartbeatRand.timeout(r.config().HeartbeatTimeout / 10):
 		case <-s.stopCh:
 			return
 		case <-r.shutdownCh:

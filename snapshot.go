@@ -110,9 +110,10 @@ func (r *Raft) restoreCommittedLogs() error {
 // [SnapshotInterval, 2×SnapshotInterval) when enough entries were appended
 // since the last one, and whenever the user asks.
 func (r *Raft) runSnapshots() {
+	rng := r.rand.stream("snapshots")
 	for {
 		select {
-		case <-randomTimeout(r.config().SnapshotInterval):
+		case <-rng.timeout(r.config().SnapshotInterval):
 			if !r.shouldSnapshot() {
 				continue
 			}

@@ -85,7 +85,7 @@ func TestLaggingFollowerCatchesUpByInstallSnapshotAfterCompaction(t *testing.T) 
 		c.fullyConnect()
 		c.waitApplied(20+missed, lagging)
 		c.requireSameFSMs(leader, lagging)
-		require.Positive(t, transports.installsTo(lagging.addr), "the follower caught up without an InstallSnapshot")
+		transports.waitInstalled(c, lagging, "the follower caught up without an InstallSnapshot")
 		require.Positive(t, fsm.restores.Load(), "the follower's FSM was never restored from the installed snapshot")
 		snapshotIndex, _ := lagging.raft.getLastSnapshot()
 		require.GreaterOrEqual(t, snapshotIndex, next, "the follower's last snapshot must cover the entries it missed")
@@ -939,7 +939,7 @@ func TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite(t *testing.T) {
 		}
 		t.Logf("%d restarts, %d acknowledged writes of %d applied, %d snapshots installed in the random rounds",
 			restarts, len(acked), len(want), randomInstalls)
-		require.Positive(t, transports.installsTo(lagging.addr), "the cut-off follower caught up without an InstallSnapshot")
+		transports.waitInstalled(c, lagging, "the cut-off follower caught up without an InstallSnapshot")
 		first, err := leader.store.FirstIndex()
 		require.NoError(t, err)
 		require.Greater(t, first, uint64(1), "the leader never compacted its log")

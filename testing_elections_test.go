@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,23 +18,6 @@ import (
 // randomness, a recorder of every leadership won, snapshots of every log and
 // FSM, checks of the Raft safety properties over them, and a transport that
 // drops chosen AppendEntries requests.
-
-// testSeed returns the seed for a randomized test: RAFT_TEST_SEED when set,
-// a fresh random one otherwise. The seed is logged, so a failure prints it.
-// It replays the test's own choices (partitions, pauses, writes); the nodes'
-// timers and the goroutine schedule stay random, so a replay is likely but
-// not certain to take the same path.
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if v := os.Getenv("RAFT_TEST_SEED"); v != "" {
-		parsed, err := strconv.ParseUint(v, 10, 64)
-		require.NoError(t, err, "RAFT_TEST_SEED must be an unsigned integer")
-		seed = parsed
-	}
-	t.Logf("seed %d (replay with RAFT_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // leaderRecorder records every leadership won in a cluster, as (term,
 // leader) pairs, and every term each node was seen in. It hooks into the

@@ -5,6 +5,7 @@ package raft
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -212,6 +213,19 @@ func (st *snapshotTransports) installsTo(target ServerAddress) int {
 		trans.mu.Unlock()
 	}
 	return total
+}
+
+// waitInstalled waits until a sender has seen an InstallSnapshot to node
+// succeed, and fails with why otherwise. Waiting for the node's FSM is not
+// enough: the follower restores its FSM before it records the snapshot's
+// metadata and answers, so a test that sees the restored state may run
+// before the sender has counted the install. In virtual time both happen at
+// the same instant, and which goroutine runs first is up to the scheduler.
+func (st *snapshotTransports) waitInstalled(c *testCluster, node *testNode, why string) {
+	c.t.Helper()
+	c.waitFor(10*time.Second, fmt.Sprintf("an answered InstallSnapshot to %s (%s)", node.id, why), func() bool {
+		return st.installsTo(node.addr) > 0
+	})
 }
 
 // monotonicStore is an InmemStore that declares itself a MonotonicLogStore:

@@ -177,6 +177,8 @@ type clusterOptions struct {
 	// InmemTransport. It is applied again to the new transport of a
 	// restarted node.
 	wrapTransport func(node *testNode) Transport
+	// seed seeds the nodes' random choices; 0 takes the test's (testSeed).
+	seed uint64
 }
 
 // newTestCluster starts n fully connected, bootstrapped voters.
@@ -184,6 +186,10 @@ func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
 	c := &testCluster{t: t, opts: opts, violations: &contractViolations{}}
 	// Also for tests that never close the cluster; close reports first.
 	t.Cleanup(func() { c.violations.report(t) })
+	seed := opts.seed
+	if seed == 0 {
+		seed = testSeed(t)
+	}
 	var configuration Configuration
 	for i := range n {
 		id := ServerID(fmt.Sprintf("node%d", i))
@@ -193,6 +199,7 @@ func newTestCluster(t testing.TB, n int, opts clusterOptions) *testCluster {
 			fsm: &testFSM{}, store: NewInmemStore(), snaps: NewInmemSnapshotStore(),
 		}
 		node.conf = testConfig(id)
+		node.conf.randomSeed = nodeSeed(seed, id)
 		if opts.tweak != nil {
 			opts.tweak(node.conf)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -18,8 +19,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var schedulesFlag = flag.Int("rafttest.schedules", 30,
-	"how many seeded chaos schedules TestChaos runs (seeds 1..N); -rafttest.seed=N runs only schedule N")
+var (
+	schedulesFlag = flag.Int("rafttest.schedules", 30,
+		"how many seeded chaos schedules TestChaos runs (seeds 1..N); -rafttest.seed=N runs only schedule N")
+	checkTimeoutFlag = flag.Duration("rafttest.checktimeout", time.Minute,
+		"how long the linearizability check of one chaos schedule may search (a broken history can take long to refute)")
+)
 
 // TestChaos runs seeded schedules of a five-node KV cluster under
 // concurrent clients and a nemesis, and checks that the clients' history is
@@ -37,7 +42,7 @@ func TestChaos(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
-			synctest.Test(t, func(t *testing.T) { runChaos(t, seed) })
+			synctest.Test(t, func(t *testing.T) { runChaos(t, seed, nil) })
 		})
 	}
 }
@@ -52,6 +57,15 @@ type chaosSchedule struct {
 	syncDelay         time.Duration
 	store             StoreKind
 	readMode          ReadMode
+	// maxAppendEntries caps the entries per AppendEntries (0: raft's
+	// default). Small batches make a new leader bring followers up to date
+	// over many rounds, so that it learns of earlier terms' entries on a
+	// majority before its own term's first entry gets there.
+	maxAppendEntries int
+	// preVoteDisabled runs elections without prevote, so that the vote's
+	// own checks stand alone (prevote would otherwise stop a stale
+	// candidate first).
+	preVoteDisabled bool
 }
 
 func newChaosSchedule(rng *rand.Rand) chaosSchedule {
@@ -70,13 +84,27 @@ func newChaosSchedule(rng *rand.Rand) chaosSchedule {
 	}
 }
 
-func runChaos(t *testing.T, seed int64) {
+// runChaos runs the schedule of seed, recording what happens into trace
+// when it is not nil.
+func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
+	replaying := trace != nil
+	if !replaying {
+		trace = &chaosTrace{}
+	}
+	trace.start = time.Now()
 	rng := newRand(seed, stream("chaos"))
 	sched := newChaosSchedule(rng)
 	// The read path comes from a stream of its own, so the other knobs
 	// and the nemesis of each seed stay what they were before reads had
 	// modes.
 	sched.readMode = ReadMode(newRand(seed, stream("chaos", "reads")).IntN(3))
+	if batches := newRand(seed, stream("chaos", "batches")); batches.IntN(2) == 0 {
+		sched.maxAppendEntries = 1 + batches.IntN(4)
+	}
+	sched.preVoteDisabled = newRand(seed, stream("chaos", "prevote")).IntN(3) == 0
+	if trace.clients != nil {
+		sched.clients = len(trace.clients)
+	}
 	t.Logf("schedule: %+v", sched)
 	c := NewCluster(t, Options{
 		Voters:    5,
@@ -89,6 +117,10 @@ func runChaos(t *testing.T, seed int64) {
 			conf.SnapshotThreshold = sched.snapshotThreshold
 			conf.TrailingLogs = sched.trailingLogs
 			conf.SnapshotInterval = sched.snapshotInterval
+			conf.PreVoteDisabled = sched.preVoteDisabled
+			if sched.maxAppendEntries > 0 {
+				conf.MaxAppendEntries = sched.maxAppendEntries
+			}
 		},
 		WaitTimeout: 20 * time.Second,
 	})
@@ -105,17 +137,22 @@ func runChaos(t *testing.T, seed int64) {
 	// them as deadlocked and the panic would end every other schedule of
 	// the run.
 	defer stopClients()
+	if trace.clients == nil {
+		trace.clients = make([][]string, sched.clients)
+	}
 	for i := range sched.clients {
 		clientRand := newRand(seed, stream("client", fmt.Sprint(i)))
 		client := c.NewKVClient(h)
 		client.Timeout = 500 * time.Millisecond
-		clients.Go(func() { runChaosClient(client, clientRand, i, stop) })
+		record := func(event string) { trace.clients[i] = append(trace.clients[i], trace.at()+event) }
+		clients.Go(func() { runChaosClient(client, clientRand, i, stop, record) })
 	}
 
 	n := newNemesis(c, rng)
+	n.record = func(event string) { trace.nemesis = append(trace.nemesis, trace.at()+event) }
 	deadline := time.Now().Add(sched.duration)
 	for time.Now().Before(deadline) {
-		time.Sleep(time.Duration(10+rng.IntN(150)) * time.Millisecond)
+		time.Sleep(10*time.Millisecond + time.Duration(rng.Int64N(int64(150*time.Millisecond))))
 		n.step(t)
 	}
 	n.recover(t)
@@ -128,48 +165,60 @@ func runChaos(t *testing.T, seed int64) {
 	t.Logf("nemesis: %v; operations: %d ok, %d unknown", n.actions, ok, unknown)
 	require.Positive(t, ok, "no client operation succeeded in the whole schedule")
 	c.CheckConsistent()
-	h.CheckLinearizable(t, KVModel(), time.Minute)
+	if replaying {
+		trace.final = replayState(c)
+	}
+	h.CheckLinearizable(t, KVModel(), *checkTimeoutFlag)
 }
 
 // runChaosClient issues random operations on a few keys until stop closes.
-func runChaosClient(client *KVClient, rng *rand.Rand, id int, stop <-chan struct{}) {
+func runChaosClient(client *KVClient, rng *rand.Rand, id int, stop <-chan struct{}, record func(string)) {
 	keys := []string{"x", "y", "z"}
+	// seen is the value of each key this client last read or wrote: the
+	// guess of its swaps. It comes from the client's own operations, not
+	// from peeking at a replica, whose state at a virtual instant can
+	// depend on which goroutine the scheduler ran first.
+	seen := map[string]string{}
 	for seq := 0; ; seq++ {
+		// Pauses in nanoseconds, not whole milliseconds, so that two
+		// clients rarely act at the same virtual instant, where the order
+		// of their commands would be the scheduler's choice.
+		time.Sleep(time.Millisecond + time.Duration(rng.Int64N(int64(9*time.Millisecond))))
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		key := keys[rng.IntN(len(keys))]
+		in := KVInput{Key: keys[rng.IntN(len(keys))]}
 		value := fmt.Sprintf("%d.%d", id, seq)
 		switch rng.IntN(4) {
 		case 0:
-			_, _ = client.Get(key)
+			in.Op = KVGet
 		case 1:
-			_ = client.Put(key, value)
+			in.Op, in.Value = KVPut, value
 		case 2:
-			_ = client.Append(key, "+"+value)
+			in.Op, in.Value = KVAppend, "+"+value
 		case 3:
 			// Guess a recent value, so some swaps succeed.
-			expected, _ := client.cluster.localValue(key, rng)
-			_, _ = client.CAS(key, expected, value)
+			in.Op, in.Value, in.Expected = KVCAS, value, seen[in.Key]
 		}
-		time.Sleep(time.Duration(1+rng.IntN(10)) * time.Millisecond)
+		out, err := client.Do(in)
+		record(fmt.Sprintf("%v -> %+v, %v", in, out, err))
+		if err == nil {
+			switch in.Op {
+			case KVGet:
+				seen[in.Key] = out.Value
+			case KVPut:
+				seen[in.Key] = in.Value
+			case KVAppend:
+				seen[in.Key] += in.Value
+			case KVCAS:
+				if out.OK {
+					seen[in.Key] = in.Value
+				}
+			}
+		}
 	}
-}
-
-// localValue reads key from a random live replica, without Raft: a guess
-// for a CAS, never recorded.
-func (c *Cluster) localValue(key string, rng *rand.Rand) (string, bool) {
-	live := c.live()
-	if len(live) == 0 {
-		return "", false
-	}
-	kv, ok := live[rng.IntN(len(live))].FSM().(*KV)
-	if !ok {
-		return "", false
-	}
-	return kv.Get(key), true
 }
 
 // nemesis injects one fault per step, keeping at most two of the five
@@ -182,14 +231,22 @@ type nemesis struct {
 	crashed []raft.ServerID
 	removed []raft.ServerID
 	actions map[string]int
+	// record, when set, is told every step taken.
+	record func(event string)
 }
 
 func newNemesis(c *Cluster, rng *rand.Rand) *nemesis {
-	n := &nemesis{c: c, rng: rng, actions: map[string]int{}}
+	n := &nemesis{c: c, rng: rng, actions: map[string]int{}, record: func(string) {}}
 	for _, node := range c.Nodes() {
 		n.ids = append(n.ids, node.ID())
 	}
 	return n
+}
+
+// did counts a step taken and records it with its details.
+func (n *nemesis) did(action string, details ...any) {
+	n.actions[action]++
+	n.record(strings.TrimSpace(fmt.Sprintln(append([]any{action}, details...)...)))
 }
 
 func (n *nemesis) pick(from []raft.ServerID) raft.ServerID { return from[n.rng.IntN(len(from))] }
@@ -217,21 +274,23 @@ func (n *nemesis) leader() (raft.ServerID, bool) {
 
 func (n *nemesis) step(t *testing.T) {
 	const changeTimeout = 300 * time.Millisecond
-	action := n.rng.IntN(11)
+	action := n.rng.IntN(15)
 	switch {
+	case action >= 11:
+		n.compoundStep(t, action, changeTimeout)
 	case action == 0:
 		n.c.Heal()
-		n.actions["heal"]++
+		n.did("heal")
 	case action == 1:
 		ids := slices.Clone(n.ids)
 		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 		k := 1 + n.rng.IntN(2)
 		n.c.Partition(ids[:k], ids[k:])
-		n.actions["partition"]++
+		n.did("partition", ids[:k], ids[k:])
 	case action == 2:
 		if id, ok := n.leader(); ok {
 			n.c.Isolate(id)
-			n.actions["isolate-leader"]++
+			n.did("isolate-leader", id)
 		}
 	case action == 3 || action == 4:
 		var id raft.ServerID
@@ -248,45 +307,248 @@ func (n *nemesis) step(t *testing.T) {
 		}
 		require.NoError(t, n.c.Crash(id))
 		n.crashed = append(n.crashed, id)
-		n.actions["crash"]++
+		n.did("crash", id)
 	case action == 5 || action == 6:
 		if len(n.crashed) == 0 {
 			return
 		}
 		i := n.rng.IntN(len(n.crashed))
 		require.NoError(t, n.c.Restart(n.crashed[i]))
+		n.did("restart", n.crashed[i])
 		n.crashed = slices.Delete(n.crashed, i, i+1)
-		n.actions["restart"]++
 	case action == 7:
 		if n.down() >= 2 {
 			return
 		}
 		id := n.pick(n.up())
-		if n.c.RemoveServer(id, changeTimeout) == nil {
+		err := n.c.RemoveServer(id, changeTimeout)
+		if err == nil {
 			n.removed = append(n.removed, id)
-			n.actions["remove"]++
+			n.did("remove", id)
+		} else {
+			n.record(fmt.Sprintf("remove %s: %v", id, err))
 		}
 	case action == 8:
 		if len(n.removed) == 0 {
 			return
 		}
 		i := n.rng.IntN(len(n.removed))
-		if n.c.AddVoter(n.removed[i], changeTimeout) == nil {
+		id := n.removed[i]
+		err := n.c.AddVoter(id, changeTimeout)
+		if err == nil {
 			n.removed = slices.Delete(n.removed, i, i+1)
-			n.actions["add"]++
+			n.did("add", id)
+		} else {
+			n.record(fmt.Sprintf("add %s: %v", id, err))
 		}
 	case action == 9:
-		if n.c.TransferLeadership("", changeTimeout) == nil {
-			n.actions["transfer"]++
+		if err := n.c.TransferLeadership("", changeTimeout); err == nil {
+			n.did("transfer")
+		} else {
+			n.record(fmt.Sprintf("transfer: %v", err))
 		}
 	case action == 10:
-		n.c.SetAllLinkFaults(LinkFault{
+		fault := LinkFault{
 			Drop:   float64(n.rng.IntN(20)) / 100,
 			Delay:  time.Duration(n.rng.IntN(3)) * time.Millisecond,
 			Jitter: time.Duration(n.rng.IntN(5)) * time.Millisecond,
-		})
-		n.actions["lossy-links"]++
+		}
+		n.c.SetAllLinkFaults(fault)
+		n.did("lossy-links", fault)
 	}
+}
+
+// compoundStep takes one of the nemesis steps made of several faults in a
+// row: the shapes the simple steps reach only by luck.
+func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Duration) {
+	switch action {
+	case 11:
+		// Membership churn while a node is cut off: it misses the
+		// removal and the re-addition of another, and must learn both
+		// once it is back.
+		if n.down() > 0 {
+			return
+		}
+		up := n.up()
+		n.rng.Shuffle(len(up), func(i, j int) { up[i], up[j] = up[j], up[i] })
+		cutOff, churned := up[0], up[1]
+		n.c.Isolate(cutOff)
+		n.did("isolate", cutOff)
+		if err := n.c.RemoveServer(churned, changeTimeout); err != nil {
+			n.record(fmt.Sprintf("remove %s while %s is cut off: %v", churned, cutOff, err))
+			return
+		}
+		n.removed = append(n.removed, churned)
+		n.did("remove-while-cut-off", churned)
+		if err := n.c.AddVoter(churned, changeTimeout); err != nil {
+			n.record(fmt.Sprintf("add %s while %s is cut off: %v", churned, cutOff, err))
+			return
+		}
+		n.removed = slices.DeleteFunc(n.removed, func(id raft.ServerID) bool { return id == churned })
+		n.did("add-while-cut-off", churned)
+	case 12:
+		// A crash in the middle of a snapshot write: cut a follower off
+		// while the clients write (the leader compacts past it), let it
+		// back, and crash it as it makes the snapshot it gets durable.
+		leader, ok := n.leader()
+		if !ok || n.down() >= 2 {
+			return
+		}
+		followers := without(n.up(), leader)
+		if len(followers) == 0 {
+			return
+		}
+		id := n.pick(followers)
+		n.c.Isolate(id)
+		time.Sleep(50*time.Millisecond + time.Duration(n.rng.Int64N(int64(150*time.Millisecond))))
+		n.c.Heal()
+		switch err := n.c.CrashDuringSnapshot(id, 300*time.Millisecond); {
+		case err == nil:
+			n.crashed = append(n.crashed, id)
+			n.did("crash-during-snapshot", id)
+		case errors.Is(err, ErrNoSnapshotWrite):
+			n.record(fmt.Sprintf("crash %s during a snapshot: %v", id, err))
+		default:
+			require.NoError(t, err)
+		}
+	case 13:
+		// Leadership transfer while the cluster is partitioned: the
+		// target may be unreachable, or win where the leader cannot.
+		ids := slices.Clone(n.ids)
+		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		k := 1 + n.rng.IntN(2)
+		n.c.Partition(ids[:k], ids[k:])
+		n.did("partition", ids[:k], ids[k:])
+		if err := n.c.TransferLeadership("", changeTimeout); err == nil {
+			n.did("transfer-while-partitioned")
+		} else {
+			n.record(fmt.Sprintf("transfer while partitioned: %v", err))
+		}
+	case 14:
+		if n.rng.IntN(2) == 0 {
+			n.figure8(t)
+			return
+		}
+		// Figure 8 of the Raft paper, loosely: leaders replaced in quick
+		// succession, each cut off with one follower so that the pair
+		// keeps an uncommitted tail of its term that the next leaders
+		// lack; the last may be crashed just after it wins, before its
+		// own term's entry is replicated.
+		rounds := 2 + n.rng.IntN(3)
+		for range rounds {
+			leader, ok := n.leader()
+			if !ok {
+				break
+			}
+			others := without(n.up(), leader)
+			if len(others) == 0 {
+				break
+			}
+			partner := n.pick(others)
+			n.c.Partition([]raft.ServerID{leader, partner}, without(n.ids, leader, partner))
+			n.did("figure8-cut", leader, partner)
+			time.Sleep(time.Millisecond + time.Duration(n.rng.Int64N(int64(40*time.Millisecond))))
+		}
+		n.c.Heal()
+		if leader, ok := n.leader(); ok && n.down() < 2 && n.rng.IntN(2) == 0 {
+			time.Sleep(time.Duration(n.rng.Int64N(int64(5 * time.Millisecond))))
+			require.NoError(t, n.c.Crash(leader))
+			n.crashed = append(n.crashed, leader)
+			n.did("figure8-crash-new-leader", leader)
+		}
+	}
+}
+
+// nextWinner runs then (if set), and waits up to two seconds for the next
+// node to win an election; onWin (if set) runs on the winner's main loop
+// the moment it wins, before it replicates anything.
+func (n *nemesis) nextWinner(onWin func(id raft.ServerID), then ...func()) (raft.ServerID, bool) {
+	won := make(chan raft.ServerID, 1)
+	n.c.leaders.setOnNextWin(func(id raft.ServerID) {
+		if onWin != nil {
+			onWin(id)
+		}
+		won <- id
+	})
+	for _, f := range then {
+		f()
+	}
+	select {
+	case id := <-won:
+		return id, true
+	case <-time.After(2 * time.Second):
+		n.c.leaders.setOnNextWin(nil)
+		return "", false
+	}
+}
+
+// without returns ids less drop, in order.
+func without(ids []raft.ServerID, drop ...raft.ServerID) []raft.ServerID {
+	var out []raft.ServerID
+	for _, id := range ids {
+		if !slices.Contains(drop, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// figure8 drives the cluster through the shape of Figure 8 of the Raft
+// paper, where a leader that commits an entry of an earlier term by
+// counting its replicas loses it:
+//  1. the leader (term a) is cut off with one partner: both keep an
+//     uncommitted tail of term a;
+//  2. the other three elect a leader (term b), which is cut off at the
+//     moment it wins, its own entries on no one else;
+//  3. the term-a pair rejoins the two that are left and one of the pair
+//     wins (term c), catching the others up over slow links; the pair is
+//     crashed a random few milliseconds later, possibly before the term-c
+//     entry reached a majority, while the entries of term a may have;
+//  4. the term-b leader rejoins: its last term beats the term-a tails of
+//     the two left, and it may win and overwrite them.
+//
+// Raft commits the term-a entries in step 3 only together with an entry of
+// term c, so step 4 never overwrites a committed entry.
+func (n *nemesis) figure8(t *testing.T) {
+	if n.down() > 0 {
+		return
+	}
+	first, ok := n.leader()
+	if !ok {
+		return
+	}
+	others := without(n.ids, first)
+	n.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	partner := others[0]
+	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
+	n.did("figure8-cut-pair", first, partner)
+	// 2. The next leader is cut off as it wins, before it replicates.
+	second, ok := n.nextWinner(func(id raft.ServerID) { n.c.Isolate(id) })
+	if !ok {
+		n.record("figure8: no second leader")
+		return
+	}
+	n.did("figure8-cut-at-election", second)
+	// 3. Everyone but the second leader is connected again, over slow
+	// links that stretch the catching up over several milliseconds.
+	n.c.SetAllLinkFaults(LinkFault{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond})
+	third, ok := n.nextWinner(nil, func() { n.c.Partition(without(n.ids, second), []raft.ServerID{second}) })
+	if !ok {
+		n.record("figure8: no third leader")
+		return
+	}
+	time.Sleep(time.Duration(n.rng.Int64N(int64(20 * time.Millisecond))))
+	// The third leader goes down, and with it the other node of the pair,
+	// the one follower sure to hold the third leader's first entry: the
+	// second leader then needs only the two that were catching up.
+	for _, id := range []raft.ServerID{third, without([]raft.ServerID{first, partner}, third)[0]} {
+		require.NoError(t, n.c.Crash(id))
+		n.crashed = append(n.crashed, id)
+		n.did("figure8-crash", id)
+	}
+	// 4. The second leader rejoins.
+	n.c.Heal()
+	n.did("heal")
 }
 
 // recover heals the network, restarts crashed nodes and adds removed ones

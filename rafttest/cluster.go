@@ -68,12 +68,17 @@ type Options struct {
 	// node's logger.
 	WAL wal.Options
 
-	// SyncDelay is how long every store write takes to reach the disk;
-	// a Crash during that time loses it (see CrashableStore).
+	// SyncDelay is how long every store write takes to reach the disk,
+	// and how long closing a snapshot (taken or installed) takes; a Crash
+	// during that time loses it (see CrashableStore).
 	SyncDelay time.Duration
 
-	// Seed drives every random choice of the kit: dropped messages,
-	// delays, what a crash keeps. 0 means the -rafttest.seed flag, or a
+	// Seed drives every random choice of the kit (dropped messages,
+	// delays, what a crash keeps) and of its nodes (election, heartbeat and
+	// snapshot timeouts: the nodes' transports hand raft a seed derived
+	// from it). In a testing/synctest bubble a run is then a function of
+	// its seed, up to the order of goroutines ready at the same virtual
+	// instant. 0 means the -rafttest.seed flag, or a
 	// fresh seed; either way it is printed if the test fails.
 	Seed int64
 
@@ -122,11 +127,16 @@ type Cluster struct {
 	byAddr   map[raft.ServerAddress]*Node
 	cut      map[link]bool      // links that deliver nothing
 	faults   map[link]LinkFault // faults of links that deliver
-	linkRand map[link]*linkRand
+	linkRand map[linkStream]*linkRand
 	closed   bool
 
 	// waiters counts goroutines that wait on futures for Apply.
 	waiters sync.WaitGroup
+
+	// leaders records who led in which term, for CheckElectionSafety.
+	leaders leaderships
+	// applied records the entries KVs applied, for CheckStateMachineSafety.
+	applied appliedLedger
 }
 
 // Node is one server of a Cluster.
@@ -147,7 +157,8 @@ type Node struct {
 	fsm      raft.FSM
 	disk     Store // the inner store: the node's disk
 	store    *CrashableStore
-	snaps    raft.SnapshotStore
+	snaps    raft.SnapshotStore  // the node's disk
+	runSnaps *crashableSnapshots // what the current run writes through
 	trans    *raft.InmemTransport
 	restarts int
 }
@@ -180,7 +191,7 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		byAddr:   map[raft.ServerAddress]*Node{},
 		cut:      map[link]bool{},
 		faults:   map[link]LinkFault{},
-		linkRand: map[link]*linkRand{},
+		linkRand: map[linkStream]*linkRand{},
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -288,9 +299,13 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 	}
 	store := NewCrashableStore(disk, c.opts.SyncDelay, c.seed^int64(stream(string(n.id), fmt.Sprint(restarts))))
 	_, trans := raft.NewInmemTransport(n.addr)
-	run := &faultTransport{c: c, from: n.id, inner: trans}
+	// Each run of a node draws its own timeouts, all from the cluster's seed.
+	nodeSeed := uint64(c.seed) ^ stream(string(n.id), "raft", fmt.Sprint(restarts))
+	run := &faultTransport{c: c, from: n.id, inner: trans, seed: max(nodeSeed, 1)}
 	fsm := c.opts.FSM(n.id)
-	r, err := c.boot(n, conf, configuration, store, snaps, run, fsm)
+	c.applied.watch(n.id, fsm)
+	runSnaps := &crashableSnapshots{SnapshotStore: snaps, store: store}
+	r, err := c.boot(n, conf, configuration, store, runSnaps, run, fsm)
 	if err != nil {
 		// Leave the disk closed, as after a crash, so a later Restart can
 		// open it again.
@@ -300,9 +315,10 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 		}
 		return err
 	}
+	c.leaders.watch(n.id, r)
 	c.mu.Lock()
 	n.live, n.raft, n.fsm = true, r, fsm
-	n.disk, n.store, n.snaps, n.trans = disk, store, snaps, trans
+	n.disk, n.store, n.snaps, n.runSnaps, n.trans = disk, store, snaps, runSnaps, trans
 	n.restarts++
 	c.mu.Unlock()
 	return nil

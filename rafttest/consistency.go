@@ -88,9 +88,13 @@ func (c *Cluster) behind(index uint64) []string {
 // the FSM's snapshot bytes). An FSM with an `Err() error` method (like KV)
 // is also asked for a breach it detected. It fails the test on a
 // difference, or if the cluster does not settle within Options.WaitTimeout;
-// heal partitions and stop writers first.
+// heal partitions and stop writers first. It also runs CheckElectionSafety
+// and CheckStateMachineSafety.
 func (c *Cluster) CheckConsistent() {
 	c.t.Helper()
+	// Checked last, so that what the nodes did while settling counts too.
+	defer c.CheckStateMachineSafety()
+	defer c.CheckElectionSafety()
 	deadline := time.Now().Add(c.opts.WaitTimeout)
 	var lastProblem string
 	for time.Now().Before(deadline) {

@@ -25,8 +25,20 @@ type LinkFault struct {
 // link is a direction: messages from one node to another.
 type link struct{ from, to raft.ServerID }
 
-// linkRand is the random source of one link; its own lock, so links do not
-// contend.
+// linkStream names the random source of one kind of message on one link.
+// Each kind is sent by one goroutine of the sender (heartbeats by the
+// leader's heartbeat goroutine, entries by its replication goroutine, votes
+// by the candidate), so each source is drawn from in an order the seed
+// decides: with one source per link, a heartbeat and an AppendEntries sent
+// at the same virtual instant would take each other's delays and losses
+// depending on which goroutine the scheduler ran first.
+type linkStream struct {
+	link
+	kind string
+}
+
+// linkRand is the random source of one linkStream; its own lock, so links
+// do not contend.
 type linkRand struct {
 	mu  sync.Mutex
 	rng *rand.Rand
@@ -121,7 +133,7 @@ type verdict struct {
 }
 
 // judge decides the fate of one RPC from a node to an address.
-func (c *Cluster) judge(from raft.ServerID, to raft.ServerAddress) verdict {
+func (c *Cluster) judge(from raft.ServerID, to raft.ServerAddress, kind string) verdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	target, ok := c.byAddr[to]
@@ -137,10 +149,11 @@ func (c *Cluster) judge(from raft.ServerID, to raft.ServerAddress) verdict {
 	if !ok || (f.Drop <= 0 && f.Delay <= 0 && f.Jitter <= 0) {
 		return verdict{}
 	}
-	lr := c.linkRand[l]
+	ls := linkStream{l, kind}
+	lr := c.linkRand[ls]
 	if lr == nil {
-		lr = &linkRand{rng: newRand(c.seed, stream(string(from), string(target.id)))}
-		c.linkRand[l] = lr
+		lr = &linkRand{rng: newRand(c.seed, stream(string(from), string(target.id), kind))}
+		c.linkRand[ls] = lr
 	}
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
@@ -175,6 +188,9 @@ type faultTransport struct {
 	c     *Cluster
 	from  raft.ServerID
 	inner *raft.InmemTransport
+	// seed seeds every random choice of the node running on this
+	// transport: raft takes it from RandomSeed.
+	seed uint64
 }
 
 var (
@@ -184,8 +200,8 @@ var (
 )
 
 // send runs one RPC under the cluster's verdict.
-func (f *faultTransport) send(target raft.ServerAddress, rpc func() error) error {
-	v := f.c.judge(f.from, target)
+func (f *faultTransport) send(target raft.ServerAddress, kind string, rpc func() error) error {
+	v := f.c.judge(f.from, target, kind)
 	if v.delay > 0 {
 		time.Sleep(v.delay)
 	}
@@ -201,6 +217,11 @@ func (f *faultTransport) send(target raft.ServerAddress, rpc func() error) error
 	return nil
 }
 
+// RandomSeed is the optional method through which raft seeds the node that
+// runs on the transport, so that its timeouts are a function of the
+// cluster's seed.
+func (f *faultTransport) RandomSeed() uint64 { return f.seed }
+
 func (f *faultTransport) Consumer() <-chan raft.RPC                 { return f.inner.Consumer() }
 func (f *faultTransport) LocalAddr() raft.ServerAddress             { return f.inner.LocalAddr() }
 func (f *faultTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) { f.inner.SetHeartbeatHandler(cb) }
@@ -213,30 +234,39 @@ func (f *faultTransport) EncodePeer(id raft.ServerID, addr raft.ServerAddress) [
 func (f *faultTransport) DecodePeer(buf []byte) raft.ServerAddress { return f.inner.DecodePeer(buf) }
 
 func (f *faultTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return f.send(target, func() error { return f.inner.AppendEntries(id, target, args, resp) })
+	return f.send(target, appendKind(args), func() error { return f.inner.AppendEntries(id, target, args, resp) })
 }
 
 func (f *faultTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	return f.send(target, func() error { return f.inner.RequestVote(id, target, args, resp) })
+	return f.send(target, "vote", func() error { return f.inner.RequestVote(id, target, args, resp) })
 }
 
 func (f *faultTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	return f.send(target, func() error { return f.inner.RequestPreVote(id, target, args, resp) })
+	return f.send(target, "prevote", func() error { return f.inner.RequestPreVote(id, target, args, resp) })
 }
 
 func (f *faultTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
-	return f.send(target, func() error { return f.inner.InstallSnapshot(id, target, args, resp, data) })
+	return f.send(target, "snapshot", func() error { return f.inner.InstallSnapshot(id, target, args, resp, data) })
 }
 
 func (f *faultTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
-	return f.send(target, func() error { return f.inner.TimeoutNow(id, target, args, resp) })
+	return f.send(target, "timeout-now", func() error { return f.inner.TimeoutNow(id, target, args, resp) })
+}
+
+// appendKind tells a leader's heartbeat (term and leader only, sent by its
+// heartbeat goroutine) from the AppendEntries of its replication goroutine.
+func appendKind(args *raft.AppendEntriesRequest) string {
+	if len(args.Entries) == 0 && args.PrevLogEntry == 0 && args.PrevLogTerm == 0 && args.LeaderCommitIndex == 0 {
+		return "heartbeat"
+	}
+	return "entries"
 }
 
 // AppendEntriesPipeline opens a pipeline whose sends are judged like single
 // RPCs. A lost message breaks the pipeline (its send fails), as a broken
 // connection would; answers are not dropped on their own.
 func (f *faultTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
-	if v := f.c.judge(f.from, target); v.err != nil {
+	if v := f.c.judge(f.from, target, "entries"); v.err != nil {
 		return nil, v.err
 	}
 	p, err := f.inner.AppendEntriesPipeline(id, target)
@@ -253,7 +283,7 @@ type faultPipeline struct {
 }
 
 func (p *faultPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
-	v := p.t.c.judge(p.t.from, p.target)
+	v := p.t.c.judge(p.t.from, p.target, "entries")
 	if v.delay > 0 {
 		time.Sleep(v.delay)
 	}

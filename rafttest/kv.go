@@ -75,6 +75,9 @@ type KV struct {
 	data      map[string]string
 	lastIndex uint64 // index of the last command applied
 	err       error  // first ordering violation seen
+	// onApply, when set, is told of every command before it is applied
+	// (the cluster's ledger of applied entries).
+	onApply func(l *raft.Log)
 }
 
 // NewKV returns an empty KV.
@@ -88,6 +91,9 @@ func (k *KV) Apply(l *raft.Log) interface{} {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.onApply != nil {
+		k.onApply(l)
+	}
 	if l.Index <= k.lastIndex && k.err == nil {
 		k.err = fmt.Errorf("rafttest: kv: command at index %d applied after index %d", l.Index, k.lastIndex)
 	}

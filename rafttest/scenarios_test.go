@@ -36,6 +36,15 @@ var scenarios = []scenario{
 			conf.TrailingLogs = 2
 		},
 	}},
+	{name: "CrashInTheMiddleOfASnapshotInstallLosesOnlyThatSnapshot", run: scenarioCrashDuringInstall, opts: Options{
+		Voters:    3,
+		SyncDelay: time.Millisecond,
+		Config: func(conf *raft.Config) {
+			conf.SnapshotThreshold = 8
+			conf.SnapshotInterval = 10 * time.Millisecond
+			conf.TrailingLogs = 2
+		},
+	}},
 	{name: "WholeClusterRestartKeepsCommittedState", opts: Options{Voters: 3, SyncDelay: time.Millisecond}, run: scenarioFullRestart},
 	{name: "MembershipChangeAddsAndRemovesNodes", opts: Options{Voters: 3}, run: scenarioMembership},
 }
@@ -125,6 +134,56 @@ func scenarioRestartCatchUp(t *testing.T, c *Cluster) {
 	c.WaitForApplied(last)
 	c.CheckConsistent()
 	require.Equal(t, "9", follower.FSM().(*KV).Get("missed-9"))
+}
+
+// scenarioCrashDuringInstall cuts a follower off until it needs a
+// snapshot, and crashes it while it writes the one the leader sends: the
+// half-written snapshot is lost, and after a restart the follower installs
+// a whole one and catches up.
+func scenarioCrashDuringInstall(t *testing.T, c *Cluster) {
+	follower := c.Followers()[0]
+	c.Isolate(follower.ID())
+	needed := follower.Raft().LastIndex() + 1
+	others := c.others(follower)
+	var last uint64
+	for i := 0; !compactedPast(t, others, needed); i++ {
+		require.Less(t, i, 500, "the nodes never compacted their logs")
+		last = put(t, c, fmt.Sprintf("compacted-%d", i), fmt.Sprint(i))
+		time.Sleep(5 * time.Millisecond) // give the snapshot timer a chance
+	}
+	for _, n := range others { // only the stores can serve the follower now
+		require.NoError(t, c.Crash(n.ID()))
+		require.NoError(t, c.Restart(n.ID()))
+	}
+	c.Heal()
+	require.NoError(t, c.CrashDuringSnapshot(follower.ID(), 10*time.Second))
+	for _, meta := range listSnapshots(t, follower) {
+		require.Less(t, meta.Index, needed, "the snapshot the crash cut short was kept")
+	}
+	require.NoError(t, c.Restart(follower.ID()))
+	c.WaitForApplied(last)
+	c.CheckConsistent()
+	snaps := listSnapshots(t, follower)
+	require.NotEmpty(t, snaps)
+	require.GreaterOrEqual(t, snaps[0].Index, needed, "the follower caught up without installing a snapshot")
+}
+
+func listSnapshots(t *testing.T, n *Node) []*raft.SnapshotMeta {
+	t.Helper()
+	snaps, err := n.snaps.List()
+	require.NoError(t, err)
+	return snaps
+}
+
+// others returns every node but n.
+func (c *Cluster) others(n *Node) []*Node {
+	var out []*Node
+	for _, o := range c.Nodes() {
+		if o != n {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func scenarioSnapshotInstall(t *testing.T, c *Cluster) {

@@ -47,12 +47,14 @@ type CrashableStore struct {
 	mu      sync.Mutex
 	crashed bool
 	rng     *rand.Rand
+	// crashedCh is closed by Crash.
+	crashedCh chan struct{}
 }
 
 // NewCrashableStore wraps inner. Writes take syncDelay; seed drives the
 // choice of what survives a crash.
 func NewCrashableStore(inner Store, syncDelay time.Duration, seed int64) *CrashableStore {
-	return &CrashableStore{inner: inner, syncDelay: syncDelay, rng: newRand(seed, 0x5703e)}
+	return &CrashableStore{inner: inner, syncDelay: syncDelay, rng: newRand(seed, 0x5703e), crashedCh: make(chan struct{})}
 }
 
 // monotonicCrashableStore is a CrashableStore over a store that refuses gaps
@@ -75,7 +77,10 @@ func (s *CrashableStore) asRaftStore() Store {
 // and every later write fails with ErrCrashed.
 func (s *CrashableStore) Crash() {
 	s.mu.Lock()
-	s.crashed = true
+	if !s.crashed {
+		s.crashed = true
+		close(s.crashedCh)
+	}
 	s.mu.Unlock()
 }
 
