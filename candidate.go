@@ -209,8 +209,9 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		}
 		resp.Term = req.Term
 	}
-	// 5. Nonvoters do not get elected.
-	if len(req.ID) > 0 && !hasVote(latest, candidateID) {
+	// 5. Nonvoters do not get elected. A server with no configuration yet
+	// (not bootstrapped, waiting to be) cannot tell, and votes.
+	if len(req.ID) > 0 && len(latest.Servers) > 0 && !hasVote(latest, candidateID) {
 		r.logger.Warn("rejecting vote request since node is not a voter", "from", candidateAddr)
 		return
 	}

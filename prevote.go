@@ -71,7 +71,7 @@ func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
 	if req.Term < currentTerm {
 		return
 	}
-	if !hasVote(latest, candidateID) {
+	if len(latest.Servers) > 0 && !hasVote(latest, candidateID) {
 		r.logger.Warn("rejecting pre-vote request since node is not a voter", "from", candidateAddr)
 		return
 	}

@@ -5,6 +5,7 @@ package raft
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -271,4 +272,23 @@ func TestRPCWithUnsupportedProtocolVersionIsRefused(t *testing.T) {
 	req := voteFrom("node1", 2, 2, 1)
 	req.ProtocolVersion = 2
 	require.NoError(t, rc.call(req).Error, "version 2 headers are accepted")
+}
+
+func TestServerWithoutConfigurationGrantsPreVotesAndVotes(t *testing.T) {
+	// A server that was never bootstrapped waits for a bootstrapped peer
+	// to elect itself with its vote (BootstrapCluster on one node only).
+	store := NewInmemStore()
+	_, trans := NewInmemTransport("addr1")
+	conf := testConfig("node1")
+	conf.skipStartup = true
+	r, err := NewRaft(conf, &testFSM{}, store, store, NewInmemSnapshotStore(), trans)
+	require.NoError(t, err)
+	r.startedAt = r.startedAt.Add(-time.Hour) // past the lease quiet period
+
+	h := header("node0")
+	pre := &RequestPreVoteRequest{RPCHeader: h, Term: 2, LastLogIndex: 1, LastLogTerm: 1}
+	respCh := make(chan RPCResponse, 1)
+	r.processRPC(RPC{Command: pre, RespChan: respCh})
+	require.True(t, (<-respCh).Response.(*RequestPreVoteResponse).Granted, "prevote from the bootstrapped node")
+	require.True(t, (&receiver{t: t, r: r}).vote(voteFrom("node0", 2, 1, 1)).Granted, "vote from the bootstrapped node")
 }
