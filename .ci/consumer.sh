@@ -236,10 +236,10 @@ func newCluster(root string) ([]*node, error) {
 		}
 	}
 	connect(nodes)
-	for _, n := range nodes {
-		if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-			return nil, fmt.Errorf("bootstrap %s: %w", n.id, err)
-		}
+	// One node is bootstrapped, as hashicorp/raft's documentation shows:
+	// the others vote for it without a configuration of their own.
+	if err := nodes[0].raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		return nil, fmt.Errorf("bootstrap %s: %w", nodes[0].id, err)
 	}
 	return nodes, nil
 }
