@@ -14,22 +14,31 @@ func (r *Raft) runFollower() {
 	heartbeatTimer := r.randomTimeout(r.config().HeartbeatTimeout)
 
 	for r.getState() == Follower {
+		r.mainSaturation.sleeping()
 		select {
 		case rpc := <-r.rpcCh:
+			r.mainSaturation.working()
 			r.processRPC(rpc)
 		case rpc := <-r.heartbeatCh:
+			r.mainSaturation.working()
 			r.processRPC(rpc)
 		case a := <-r.applyCh:
+			r.mainSaturation.working()
 			a.respond(ErrNotLeader)
 		case f := <-r.readCh:
+			r.mainSaturation.working()
 			f.respond(ErrNotLeader)
 		case c := <-r.configurationChangeCh:
+			r.mainSaturation.working()
 			c.respond(ErrNotLeader)
 		case op := <-r.opsCh:
+			r.mainSaturation.working()
 			r.handleOpNotLeader(op)
 		case <-r.timerResetCh:
+			r.mainSaturation.working()
 			heartbeatTimer = r.randomTimeout(r.config().HeartbeatTimeout)
 		case <-heartbeatTimer:
+			r.mainSaturation.working()
 			timeout := r.config().HeartbeatTimeout
 			heartbeatTimer = r.randomTimeout(timeout)
 			if time.Since(r.lastContact.load()) < timeout {
@@ -60,6 +69,7 @@ func (r *Raft) runFollower() {
 				return
 			}
 		case <-r.shutdownCh:
+			r.mainSaturation.working()
 			return
 		}
 	}

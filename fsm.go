@@ -143,8 +143,10 @@ func (r *Raft) runFSM() {
 	}
 
 	for {
+		r.fsmSaturation.sleeping()
 		select {
 		case req := <-r.fsmMutateCh:
+			r.fsmSaturation.working()
 			switch req := req.(type) {
 			case []commitTuple:
 				applyBatch(req)
@@ -158,8 +160,10 @@ func (r *Raft) runFSM() {
 				r.logger.Error("unexpected request for the FSM runner", "type", fmt.Sprintf("%T", req))
 			}
 		case req := <-r.fsmSnapshotCh:
+			r.fsmSaturation.working()
 			r.snapshotFSM(req)
 		case <-r.shutdownCh:
+			r.fsmSaturation.working()
 			return
 		}
 	}

@@ -142,44 +142,59 @@ func (r *Raft) leaderLoop() {
 			r.getCommitIndex() >= ls.commitment.startIndex && !ls.removed {
 			configurationChangeCh = r.configurationChangeCh
 		}
+		r.mainSaturation.sleeping()
 		select {
 		case rpc := <-r.rpcCh:
+			r.mainSaturation.working()
 			r.processRPC(rpc)
 		case rpc := <-r.heartbeatCh:
+			r.mainSaturation.working()
 			r.processRPC(rpc)
 		case term := <-ls.stepDownCh:
+			r.mainSaturation.working()
 			r.logger.Error("peer has newer term, stopping replication", "term", term)
 			_ = r.stepDownTo(term)
 		case err := <-ls.writeErrCh:
+			r.mainSaturation.working()
 			r.logger.Error("failed to commit logs", "error", err)
 			r.setState(Follower)
 		case <-ls.commitCh:
+			r.mainSaturation.working()
 			r.handleCommit()
 		case res := <-ls.transferDoneCh:
+			r.mainSaturation.working()
 			if res.future == ls.transfer {
 				r.logger.Warn("leadership transfer failed", "error", res.err)
 				ls.transfer = nil
 				res.future.respond(res.err)
 			}
 		case v := <-ls.verifyDoneCh:
+			r.mainSaturation.working()
 			r.finishVerify(v)
 		case f := <-r.applyCh:
+			r.mainSaturation.working()
 			r.handleApplies(f)
 		case f := <-r.readCh:
+			r.mainSaturation.working()
 			r.handleReads(f)
 		case f := <-configurationChangeCh:
+			r.mainSaturation.working()
 			r.appendConfigurationEntry(f)
 		case op := <-r.opsCh:
+			r.mainSaturation.working()
 			r.handleOpLeader(op)
 		case <-leaseTimer:
+			r.mainSaturation.working()
 			leaseTimer = r.checkLeaderLease()
 		case <-oldestLogTimer:
+			r.mainSaturation.working()
 			oldestLogTimer = time.After(10 * time.Second)
 			if len(ls.inflight) > 0 {
 				setGauge([]string{"raft", "leader", "oldestLogAge"},
 					float32(time.Since(ls.inflight[0].log.AppendedAt).Milliseconds()))
 			}
 		case <-r.shutdownCh:
+			r.mainSaturation.working()
 			return
 		}
 	}
@@ -371,7 +386,6 @@ func (r *Raft) handleOpLeader(op interface{}) {
 // startVerify starts a leadership check: a heartbeat round whose answers
 // from a quorum of voters confirm we still lead.
 func (r *Raft) startVerify(v *verifyFuture) {
-	incrCounter([]string{"raft", "verify_leader"}, 1)
 	ls := &r.leaderState
 	v.quorumSize = r.quorumSize()
 	v.votes = 0

@@ -54,6 +54,11 @@ type Raft struct {
 	// log owns the log: the store's writes, the in-memory tail, and the
 	// last-log and last-snapshot pairs.
 	log *raftLog
+
+	// mainSaturation and fsmSaturation measure how busy the main loop and
+	// the FSM runner are; each is used by its own goroutine only.
+	mainSaturation *saturation
+	fsmSaturation  *saturation
 	// rpcHeader is the header of every RPC this node sends.
 	rpcHeader RPCHeader
 
@@ -217,6 +222,8 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	}
 	confCopy := *conf
 	r.conf.Store(&confCopy)
+	r.mainSaturation = newSaturation([]string{"raft", "thread", "main", "saturation"})
+	r.fsmSaturation = newSaturation([]string{"raft", "thread", "fsm", "saturation"})
 	r.log = newRaftLog(logs, logger, r.shutdownCh, r.getCommitIndex,
 		func() uint64 { return r.config().TrailingLogs }, conf.strictInvariants)
 	r.rpcHeader = RPCHeader{
