@@ -398,10 +398,9 @@ func (l *raftLog) snapshotTaken(index, term uint64) error {
 // stay (a MonotonicLogStore cannot hold the gap compaction may leave, so it
 // is emptied instead); otherwise the whole log goes.
 func (l *raftLog) installSnapshot(index, term uint64, monotonic bool) error {
+	// The pair already names the snapshot: the handler adopted its
+	// metadata (adoptSnapshotMeta) after the FSM restored it.
 	if _, err := l.settle(); err != nil {
-		return err
-	}
-	if err := l.moveSnapshot(index, term); err != nil {
 		return err
 	}
 	if entry, err := l.entry(index); err == nil && entry.Term == term && !monotonic {
