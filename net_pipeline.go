@@ -1,43 +1,65 @@
 package raft
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
 
 // netPipeline sends AppendEntries requests on a dedicated connection without
-// waiting for earlier answers (WIRE.md §2.7). A receiver goroutine reads the
-// answers, which the server writes in request order, and resolves the
-// futures in that same order.
+// waiting for earlier answers (WIRE.md §2.7). The server writes the answers
+// in request order, so a receiver goroutine matches each answer to the
+// oldest unanswered request and hands the futures to Consumer in that
+// order.
 //
-// The window: the receiver holds one future while it waits for its answer,
-// inprogressCh holds maxInFlight-2, and the sender holds one it has already
-// written while it waits for room, so at most maxInFlight requests are
-// unanswered.
+// The unanswered requests are a queue under a mutex rather than a channel
+// between the sender and the receiver: the receiver waits on the socket
+// itself, never for the sender, so a request costs no goroutine hand-off
+// until its answer is there. A request is queued before its bytes are
+// written, so an answer always finds its request in the queue.
+//
+// The window: AppendEntries returns once its request is written while at
+// most maxInFlight-1 requests are unanswered; the call that puts the
+// maxInFlight-th request on the wire waits until an answer comes back.
+//
+// Read deadlines follow the queue: whenever a request is unanswered the
+// connection's read deadline is Timeout after the last request was queued
+// into an empty queue or the last answer arrived; with none unanswered there
+// is no deadline, and the receiver may wait on the idle connection forever.
 type netPipeline struct {
 	trans *NetworkTransport
 	conn  *netConn
 
 	// sendMu serialises senders; Close takes it to know no sender is
-	// between writing a request and queueing its future.
+	// between queueing a request and writing it.
 	sendMu sync.Mutex
 
-	inprogressCh chan *netAppendFuture
-	doneCh       chan AppendFuture
+	// queueMu guards unanswered and the read deadline.
+	queueMu    sync.Mutex
+	unanswered futureRing
+	// room gets a token after each answer, for a sender waiting for the
+	// window to open; capacity 1.
+	room chan struct{}
+
+	doneCh chan AppendFuture
 
 	shutdownCh chan struct{}
 	closeOnce  sync.Once
 	receiving  sync.WaitGroup
 }
 
+// errAnswerWithoutRequest ends a pipeline whose peer answered a request we
+// never sent.
+var errAnswerWithoutRequest = errors.New("raft-net: pipelined answer to no request")
+
 func newNetPipeline(trans *NetworkTransport, conn *netConn) *netPipeline {
-	window := trans.maxInFlight - 2
 	p := &netPipeline{
-		trans:        trans,
-		conn:         conn,
-		inprogressCh: make(chan *netAppendFuture, window),
-		doneCh:       make(chan AppendFuture, window),
-		shutdownCh:   make(chan struct{}),
+		trans:      trans,
+		conn:       conn,
+		unanswered: futureRing{slots: make([]*netAppendFuture, trans.maxInFlight)},
+		room:       make(chan struct{}, 1),
+		doneCh:     make(chan AppendFuture, trans.maxInFlight),
+		shutdownCh: make(chan struct{}),
 	}
 	p.receiving.Add(1)
 	go p.receive()
@@ -59,15 +81,56 @@ func (p *netPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntr
 		p.conn.Close()
 		return nil, err
 	}
-	if err := p.trans.send(p.conn, rpcAppendEntries, args); err != nil {
+	if err := p.enqueue(future); err != nil {
 		p.conn.Close()
 		return nil, err
 	}
-	select {
-	case p.inprogressCh <- future:
-		return future, nil
-	case <-p.shutdownCh:
-		return nil, ErrPipelineShutdown
+	if err := p.trans.send(p.conn, rpcAppendEntries, args); err != nil {
+		p.conn.Close()
+		p.dequeueUnsent(future)
+		return nil, err
+	}
+	if err := p.waitForRoom(); err != nil {
+		return nil, err
+	}
+	return future, nil
+}
+
+// enqueue adds a request about to be written to the unanswered ones; the
+// first one after a pause starts the read deadline.
+func (p *netPipeline) enqueue(future *netAppendFuture) error {
+	p.queueMu.Lock()
+	defer p.queueMu.Unlock()
+	p.unanswered.push(future)
+	if p.unanswered.len() == 1 {
+		return p.conn.conn.SetReadDeadline(future.start.Add(p.trans.timeout))
+	}
+	return nil
+}
+
+// dequeueUnsent takes back a request whose write failed. The connection is
+// closed by then, so no answer can have matched it; if the receiver has
+// already failed it, there is nothing to take back.
+func (p *netPipeline) dequeueUnsent(future *netAppendFuture) {
+	p.queueMu.Lock()
+	defer p.queueMu.Unlock()
+	p.unanswered.dropNewest(future)
+}
+
+// waitForRoom returns once fewer than maxInFlight requests are unanswered.
+func (p *netPipeline) waitForRoom() error {
+	for {
+		p.queueMu.Lock()
+		full := p.unanswered.len() >= p.trans.maxInFlight
+		p.queueMu.Unlock()
+		if !full {
+			return nil
+		}
+		select {
+		case <-p.room:
+		case <-p.shutdownCh:
+			return ErrPipelineShutdown
+		}
 	}
 }
 
@@ -81,11 +144,11 @@ func (p *netPipeline) Close() error {
 		close(p.shutdownCh)
 		p.conn.Close()
 		p.receiving.Wait()
-		// A sender blocked on a full window has left by now (shutdownCh),
-		// and later ones see shutdownCh before writing: what is queued now
-		// is all that will ever be.
+		// A sender waiting for room has left by now (shutdownCh), and later
+		// ones see shutdownCh before queueing: what is queued now is all
+		// that will ever be.
 		p.sendMu.Lock()
-		p.failQueued()
+		p.failQueued(ErrPipelineShutdown)
 		p.sendMu.Unlock()
 		p.trans.forgetPipeline(p)
 	})
@@ -101,48 +164,150 @@ func (p *netPipeline) isShutdown() bool {
 	}
 }
 
-// receive reads one answer per queued future, in order.
+// receive reads the answers and resolves the oldest unanswered request with
+// each, in order, until the connection fails or the pipeline closes.
 func (p *netPipeline) receive() {
 	defer p.receiving.Done()
 	for {
-		var future *netAppendFuture
-		select {
-		case future = <-p.inprogressCh:
-		case <-p.shutdownCh:
+		future, err := p.receiveOne()
+		if err != nil && p.isShutdown() {
+			// Closed: Close fails what is left with ErrPipelineShutdown.
 			return
 		}
-
-		err := p.conn.conn.SetReadDeadline(time.Now().Add(p.trans.timeout))
-		if err == nil {
-			var rpcErr error
-			rpcErr, err = p.conn.readResponse(future.resp)
-			if err == nil {
-				err = rpcErr
-			} else {
-				// The stream is lost; make the requests behind this one
-				// fail at once rather than each waiting for its deadline.
-				p.conn.Close()
+		if err != nil {
+			// The stream is lost: fail the requests behind the broken
+			// answer at once rather than each at its deadline, in order, as
+			// answers.
+			p.conn.Close()
+			if future == nil {
+				future = p.popOldest()
 			}
+			for future != nil {
+				future.resolve(err)
+				if !p.deliver(future) {
+					return
+				}
+				future = p.popOldest()
+			}
+			// Senders after the failure fail on the closed connection and
+			// take their request back; wait for Close.
+			<-p.shutdownCh
+			return
 		}
-		future.resolve(err)
-
-		select {
-		case p.doneCh <- future:
-		case <-p.shutdownCh:
+		if !p.deliver(future) {
 			return
 		}
 	}
 }
 
+// receiveOne waits for the next answer and reads it into the oldest
+// unanswered request, which it returns resolved. On a broken stream it
+// returns the error, with the request it was reading, if any, not yet
+// resolved.
+func (p *netPipeline) receiveOne() (*netAppendFuture, error) {
+	// Wait for the answer's first byte without a request in hand: the
+	// request it answers was queued before it was written.
+	if _, err := p.conn.br.Peek(1); err != nil {
+		return nil, err
+	}
+	p.queueMu.Lock()
+	future := p.unanswered.oldest()
+	p.queueMu.Unlock()
+	if future == nil {
+		return nil, errAnswerWithoutRequest
+	}
+	rpcErr, err := p.conn.readResponse(future.resp)
+	if err != nil {
+		return p.popOldest(), err
+	}
+	p.popOldest()
+	future.resolve(rpcErr)
+	return future, nil
+}
+
+// popOldest removes and returns the oldest unanswered request (nil if none),
+// restarts the read deadline for the next one or lifts it, and gives a
+// waiting sender room.
+func (p *netPipeline) popOldest() *netAppendFuture {
+	p.queueMu.Lock()
+	defer p.queueMu.Unlock()
+	future := p.unanswered.pop()
+	if future == nil {
+		return nil
+	}
+	if p.unanswered.len() == 0 {
+		_ = p.conn.conn.SetReadDeadline(time.Time{})
+	} else {
+		_ = p.conn.conn.SetReadDeadline(time.Now().Add(p.trans.timeout))
+	}
+	select {
+	case p.room <- struct{}{}:
+	default:
+	}
+	return future
+}
+
+// deliver hands a resolved future to the consumer; false once the pipeline
+// is closed.
+func (p *netPipeline) deliver(future *netAppendFuture) bool {
+	select {
+	case p.doneCh <- future:
+		return true
+	case <-p.shutdownCh:
+		return false
+	}
+}
+
 // failQueued resolves the futures nobody will read an answer for.
-func (p *netPipeline) failQueued() {
-	for {
-		select {
-		case future := <-p.inprogressCh:
-			future.resolve(ErrPipelineShutdown)
-		default:
-			return
-		}
+func (p *netPipeline) failQueued(err error) {
+	for future := p.popOldest(); future != nil; future = p.popOldest() {
+		future.resolve(err)
+	}
+}
+
+// futureRing is the queue of unanswered requests, oldest first. Its
+// capacity is the window, which the senders never exceed.
+type futureRing struct {
+	slots   []*netAppendFuture
+	head, n int
+}
+
+func (q *futureRing) len() int { return q.n }
+
+func (q *futureRing) push(f *netAppendFuture) {
+	q.slots[(q.head+q.n)%len(q.slots)] = f
+	q.n++
+}
+
+// oldest returns the oldest request, nil if none.
+func (q *futureRing) oldest() *netAppendFuture {
+	if q.n == 0 {
+		return nil
+	}
+	return q.slots[q.head]
+}
+
+// pop removes and returns the oldest request, nil if none.
+func (q *futureRing) pop() *netAppendFuture {
+	if q.n == 0 {
+		return nil
+	}
+	f := q.slots[q.head]
+	q.slots[q.head] = nil
+	q.head = (q.head + 1) % len(q.slots)
+	q.n--
+	return f
+}
+
+// dropNewest removes f if it is the newest request.
+func (q *futureRing) dropNewest(f *netAppendFuture) {
+	if q.n == 0 {
+		return
+	}
+	last := (q.head + q.n - 1) % len(q.slots)
+	if q.slots[last] == f {
+		q.slots[last] = nil
+		q.n--
 	}
 }
 

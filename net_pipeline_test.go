@@ -64,12 +64,17 @@ type fakeFollower struct {
 	mu       sync.Mutex
 	received []*AppendEntriesRequest
 	answer   chan struct{} // one token per answer to write
+	// unsolicited makes it write one answer before reading any request.
+	unsolicited bool
 }
 
 func (f *fakeFollower) serve(conn net.Conn) {
 	defer conn.Close()
 	r := newMsgReader(bufio.NewReader(conn), &codec.MsgpackHandle{}, DefaultMaxMessageSize)
 	w := newMsgWriter(bufio.NewWriter(conn), newMsgpackHandle(false))
+	if f.unsolicited && (w.writeResponse(nil, &AppendEntriesResponse{Success: true}) != nil || w.bw.Flush() != nil) {
+		return
+	}
 	requests := make(chan *AppendEntriesRequest, 1024)
 	go func() {
 		defer close(requests)
@@ -226,6 +231,55 @@ func TestNetPipelineTimesOutSilentPeer(t *testing.T) {
 			require.Error(t, (<-p.Consumer()).Error())
 		}
 		require.Equal(t, time.Second, time.Since(start), "failed at the read deadline")
+		require.NoError(t, p.Close())
+	})
+}
+
+// TestNetPipelineIdleConnectionNeverTimesOut: the read deadline runs only
+// while a request is unanswered, from when it was sent into an idle
+// pipeline or from the previous answer; an idle pipeline waits for the next
+// request as long as it likes.
+func TestNetPipelineIdleConnectionNeverTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		follower := newFakeFollower()
+		trans := newPipeTransport(t, 4, map[ServerAddress]*fakeFollower{"f": follower})
+		p, err := trans.AppendEntriesPipeline("f", "f")
+		require.NoError(t, err)
+		for round := uint64(1); round <= 3; round++ {
+			time.Sleep(10 * time.Second) // ten Timeouts with nothing unanswered
+			for term := round * 10; term < round*10+3; term++ {
+				_, err := p.AppendEntries(&AppendEntriesRequest{Term: term}, &AppendEntriesResponse{})
+				require.NoError(t, err)
+			}
+			for term := round * 10; term < round*10+3; term++ {
+				time.Sleep(900 * time.Millisecond) // each answer within Timeout of the one before
+				follower.answer <- struct{}{}
+				future := <-p.Consumer()
+				require.NoError(t, future.Error(), "round %d, term %d", round, term)
+				require.Equal(t, term, future.Response().LastLog)
+			}
+		}
+		require.NoError(t, p.Close())
+	})
+}
+
+// TestNetPipelineAnswerWithoutRequestEndsIt: an answer to nothing we sent
+// breaks the stream's pairing of requests and answers; the pipeline fails
+// rather than hand that answer to the next request.
+func TestNetPipelineAnswerWithoutRequestEndsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		follower := newFakeFollower()
+		follower.unsolicited = true
+		follower.answer <- struct{}{}
+		trans := newPipeTransport(t, 4, map[ServerAddress]*fakeFollower{"f": follower})
+		p, err := trans.AppendEntriesPipeline("f", "f")
+		require.NoError(t, err)
+		synctest.Wait()
+		future, err := p.AppendEntries(&AppendEntriesRequest{Term: 1}, &AppendEntriesResponse{})
+		if err == nil {
+			require.Error(t, future.Error(), "the unsolicited answer was taken for this request")
+		}
+		require.Zero(t, follower.receivedCount(), "nothing reached the follower over the broken connection")
 		require.NoError(t, p.Close())
 	})
 }

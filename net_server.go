@@ -21,7 +21,11 @@ import (
 //     serverReadAhead requests (and MaxMessageSize bytes of requests) that
 //     are not yet answered;
 //   - the writer waits for the answers one by one, in request order, and
-//     writes them, flushing whenever the next answer is not ready yet.
+//     writes them, flushing whenever the next answer is not ready yet. It
+//     waits on the answer channel of the next request before that request
+//     is even read: each request carries, in its reply slot, the channel the
+//     request after it will be answered on, made in advance. An answer thus
+//     wakes the writer once, and a request that is read wakes it not at all.
 //
 // A pipelined connection (AppendEntriesPipeline) thus puts all the requests
 // its leader has in flight in front of Raft at once, and Raft can merge the
@@ -85,12 +89,12 @@ func (n *NetworkTransport) serve(ctx context.Context, conn net.Conn) {
 	}
 
 	s := newServedConn(n, ctx, conn)
-	go s.writeReplies()
+	go s.writeReplies(s.nextRespCh)
 	err := s.readRequests()
 	s.ended(err, false)
 	// The writer sends the replies still owed (Raft answers the requests it
 	// took), then exits; on CloseStreams or Close it exits at once.
-	close(s.replies)
+	close(s.readerDone)
 	<-s.writerDone
 }
 
@@ -110,8 +114,19 @@ type servedConn struct {
 
 	// replies carries the reply slots to the writer in request order. Its
 	// capacity is serverReadAhead, which the window never exceeds, so the
-	// reader's sends never block. Closed by serve when the reader is done.
+	// reader's sends never block. The writer takes a slot only once the
+	// answer on the slot's channel has come, so it never waits on replies.
 	replies chan pendingReply
+
+	// nextRespCh is the channel the next request will be answered on
+	// (reader only); the writer waits on it from the moment the slot before
+	// it is written.
+	nextRespCh chan RPCResponse
+	// dispatched counts the requests handed to Raft (reader only until
+	// readerDone is closed; the writer reads it after).
+	dispatched int64
+	// readerDone is closed by serve when the reader has stopped.
+	readerDone chan struct{}
 
 	// writerDone is closed when the writer exits.
 	writerDone chan struct{}
@@ -127,10 +142,11 @@ type servedConn struct {
 
 // pendingReply is the slot of one request in the reply order.
 type pendingReply struct {
-	respCh <-chan RPCResponse
-	size   int64 // wire bytes of the request, returned to the window once answered
-	label  metricLabel
-	start  time.Time // when Raft got the request, for rpcRespond
+	size  int64 // wire bytes of the request, returned to the window once answered
+	label metricLabel
+	start time.Time // when the request was handed to Raft, for rpcRespond
+	// nextRespCh is the answer channel of the request after this one.
+	nextRespCh <-chan RPCResponse
 }
 
 func newServedConn(n *NetworkTransport, ctx context.Context, conn net.Conn) *servedConn {
@@ -146,6 +162,8 @@ func newServedConn(n *NetworkTransport, ctx context.Context, conn net.Conn) *ser
 		},
 		window:     readWindow{freed: make(chan struct{}, 1)},
 		replies:    make(chan pendingReply, serverReadAhead),
+		nextRespCh: make(chan RPCResponse, 1),
+		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
 }
@@ -271,12 +289,19 @@ func (s *servedConn) readOne() error {
 	label := metricLabel{Name: "rpcType", Value: rpcTypeName(rpcType, command)}
 	measureSince([]string{"raft", "net", "rpcDecode"}, decodeStart, label)
 
-	respCh := make(chan RPCResponse, 1)
+	// The writer is already waiting on respCh; the slot, queued before Raft
+	// sees the request, tells it the channel of the request after this one.
+	respCh := s.nextRespCh
+	s.nextRespCh = make(chan RPCResponse, 1)
 	rpc := RPC{Command: command, RespChan: respCh}
 	var snapshot *io.LimitedReader
+	var snapshotResp chan RPCResponse
 	if req, ok := command.(*InstallSnapshotRequest); ok {
 		snapshot = &io.LimitedReader{R: c.br, N: req.Size}
-		rpc.Reader = snapshot
+		// Raft answers on a channel of the reader's, which passes the
+		// answer on once the rest of the data is skipped.
+		snapshotResp = make(chan RPCResponse, 1)
+		rpc.Reader, rpc.RespChan = snapshot, snapshotResp
 		if err := c.conn.SetReadDeadline(time.Now().Add(s.trans.snapshotTimeout(req.Size))); err != nil {
 			return err
 		}
@@ -284,6 +309,7 @@ func (s *servedConn) readOne() error {
 
 	s.window.add(size)
 	start := time.Now()
+	s.replies <- pendingReply{size: size, label: label, start: start, nextRespCh: s.nextRespCh}
 	handled := false
 	if req, ok := command.(*AppendEntriesRequest); ok && isHeartbeat(req) {
 		if fn := s.trans.heartbeatFn.Load(); fn != nil {
@@ -302,30 +328,27 @@ func (s *servedConn) readOne() error {
 			return errConnectionEnded
 		}
 		measureSince([]string{"raft", "net", "rpcEnqueue"}, start, label)
-		start = time.Now()
 	}
+	s.dispatched++
 
 	if snapshot != nil {
 		// The snapshot's data follows on this stream and Raft reads it from
 		// the same buffered reader: nothing more may be read until Raft has
 		// answered and the rest of the data is skipped.
-		resp, err := s.awaitResponse(respCh)
+		resp, err := s.awaitResponse(snapshotResp)
 		if err != nil {
 			return err
 		}
 		if err := drain(snapshot); err != nil {
 			return fmt.Errorf("raft-net: skip unread snapshot data: %w", err)
 		}
-		answered := make(chan RPCResponse, 1)
-		answered <- resp
-		respCh = answered
+		respCh <- resp
 	}
-	s.replies <- pendingReply{respCh: respCh, size: size, label: label, start: start}
 	return nil
 }
 
 // awaitResponse waits for Raft's answer on respCh.
-func (s *servedConn) awaitResponse(respCh <-chan RPCResponse) (RPCResponse, error) {
+func (s *servedConn) awaitResponse(respCh chan RPCResponse) (RPCResponse, error) {
 	select {
 	case resp := <-respCh:
 		return resp, nil
@@ -341,54 +364,37 @@ func (s *servedConn) awaitResponse(respCh <-chan RPCResponse) (RPCResponse, erro
 // writeReplies writes the replies in request order until the reader has
 // queued its last one, or the connection fails. On failure it closes the
 // connection, which stops the reader.
-func (s *servedConn) writeReplies() {
+func (s *servedConn) writeReplies(firstRespCh <-chan RPCResponse) {
 	defer close(s.writerDone)
-	if err := s.writeLoop(); err != nil {
+	err := s.writeLoop(firstRespCh)
+	if errors.Is(err, errNothingOwed) {
+		err = s.flush()
+	}
+	if err != nil {
 		s.ended(err, true)
 		s.c.Close()
 	}
 }
 
-func (s *servedConn) writeLoop() error {
+func (s *servedConn) writeLoop(respCh <-chan RPCResponse) error {
+	var written int64
 	for {
-		var next pendingReply
-		var ok bool
-		select {
-		case next, ok = <-s.replies:
-		default:
-			// Nothing more is owed yet: send what has been written.
-			if err := s.flush(); err != nil {
-				return err
-			}
-			select {
-			case next, ok = <-s.replies:
-			case <-s.ctx.Done():
-				return errStreamClosed
-			case <-s.trans.shutdownCh:
-				return ErrTransportShutdown
-			}
-		}
-		if !ok {
-			return s.flush()
-		}
-
 		var resp RPCResponse
 		select {
-		case resp = <-next.respCh:
+		case resp = <-respCh:
 		default:
-			// Raft has not answered yet: do not hold back the replies
-			// written before this one.
+			// Raft has not answered yet, or the request is not even read:
+			// do not hold back the replies written before.
 			if err := s.flush(); err != nil {
 				return err
 			}
-			select {
-			case resp = <-next.respCh:
-			case <-s.ctx.Done():
-				return errStreamClosed
-			case <-s.trans.shutdownCh:
-				return ErrTransportShutdown
+			var err error
+			if resp, err = s.awaitReply(respCh, written); err != nil {
+				return err
 			}
 		}
+		// The slot was queued before Raft saw the request.
+		next := <-s.replies
 
 		if err := s.c.conn.SetWriteDeadline(time.Now().Add(s.trans.timeout)); err != nil {
 			return err
@@ -396,8 +402,36 @@ func (s *servedConn) writeLoop() error {
 		if err := s.c.writeResponse(resp.Error, resp.Response); err != nil {
 			return fmt.Errorf("raft-net: encode response: %w", err)
 		}
+		written++
 		s.sent = append(s.sent, next)
+		respCh = next.nextRespCh
 		s.window.release(next.size)
+	}
+}
+
+// errNothingOwed ends the writer once the reader has stopped and every
+// request it handed to Raft is answered.
+var errNothingOwed = errors.New("raft-net: no reply owed")
+
+// awaitReply waits for the answer on respCh, the channel of the request
+// after the written ones. Once the reader has stopped it waits only if that
+// request was handed to Raft, which answers every request it takes.
+func (s *servedConn) awaitReply(respCh <-chan RPCResponse, written int64) (RPCResponse, error) {
+	readerDone := s.readerDone
+	for {
+		select {
+		case resp := <-respCh:
+			return resp, nil
+		case <-readerDone:
+			if written == s.dispatched {
+				return RPCResponse{}, errNothingOwed
+			}
+			readerDone = nil
+		case <-s.ctx.Done():
+			return RPCResponse{}, errStreamClosed
+		case <-s.trans.shutdownCh:
+			return RPCResponse{}, ErrTransportShutdown
+		}
 	}
 }
 

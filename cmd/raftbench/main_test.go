@@ -66,8 +66,13 @@ func TestSmokeJSON(t *testing.T) {
 		require.Positive(t, res.LimitFsyncNodesP50Ms)
 		require.Positive(t, res.LimitRTTP50Ms)
 	}
-	// A durable write costs at least what the disk needs for one sync.
-	require.GreaterOrEqual(t, results[1].LatP50Ms, 0.5*results[1].LimitFsyncP50Ms)
+	// Every durable write is synced on a quorum (2 of 3), and a client has
+	// one write in flight, so one sync covers at most as many writes as there
+	// are clients: the counts show the syncs happened. (A comparison of
+	// latencies here failed on a loaded machine: timings belong in
+	// benchmarks.)
+	durable := results[1]
+	require.GreaterOrEqual(t, durable.FsyncsPerOp, 2.0/float64(durable.Clients))
 }
 
 func TestTableOutput(t *testing.T) {
