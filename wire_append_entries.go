@@ -283,6 +283,9 @@ type wireCursor struct {
 	// field. Fields are cut with their capacity equal to their length, so
 	// appending to one never writes into another.
 	arena []byte
+	// owned says the message's bytes are the decoded value's to keep:
+	// []byte fields are cut from them rather than copied.
+	owned bool
 }
 
 func (c *wireCursor) byte() (byte, bool) {
@@ -448,6 +451,9 @@ func (c *wireCursor) bytes() ([]byte, bool) {
 	if n == 0 {
 		return []byte{}, true
 	}
+	if c.owned {
+		return raw[:n:n], true
+	}
 	if len(c.arena)+n > cap(c.arena) {
 		// The whole message bounds what is left to copy.
 		c.arena = make([]byte, 0, max(len(c.data)-c.off+n, 64))
@@ -509,7 +515,16 @@ func (c *wireCursor) done() bool { return c.off == len(c.data) }
 // fresh req. It reports false, with req in an unspecified state, for any
 // input it leaves to the codec.
 func decodeAppendEntriesRequestFast(data []byte, req *AppendEntriesRequest) bool {
-	c := wireCursor{data: data}
+	return decodeAppendEntriesRequestCursor(wireCursor{data: data}, req)
+}
+
+// decodeAppendEntriesRequestOwned is decodeAppendEntriesRequestFast for a
+// message whose bytes the request may keep: its []byte fields share them.
+func decodeAppendEntriesRequestOwned(data []byte, req *AppendEntriesRequest) bool {
+	return decodeAppendEntriesRequestCursor(wireCursor{data: data, owned: true}, req)
+}
+
+func decodeAppendEntriesRequestCursor(c wireCursor, req *AppendEntriesRequest) bool {
 	n, ok := c.mapLen()
 	if !ok {
 		return false

@@ -233,6 +233,43 @@ func TestWireDecodeStopsAtEndOfValue(t *testing.T) {
 	require.Equal(t, "TAIL", string(rest))
 }
 
+// TestWireLargeBatchesKeepTheirFrame: a batch too big for the read buffer
+// (64 entries of 4 KiB) is framed, and its entries keep the frame's bytes
+// instead of a copy of them; the frame buffer is then the request's, and
+// decoding the next messages never writes into it.
+func TestWireLargeBatchesKeepTheirFrame(t *testing.T) {
+	batch := func(fill byte, size int) *AppendEntriesRequest {
+		req := &AppendEntriesRequest{RPCHeader: testHeader("n1"), Term: 3}
+		for i := range 64 {
+			req.Entries = append(req.Entries, &Log{Index: uint64(i + 1), Term: 3, Type: LogCommand, Data: bytes.Repeat([]byte{fill + byte(i)}, size)})
+		}
+		return req
+	}
+	var stream bytes.Buffer
+	w := newMsgWriter(bufio.NewWriter(&stream), newMsgpackHandle(false))
+	sent := []*AppendEntriesRequest{batch(0, 4096), batch(64, 4096), batch(128, 8192), batch(192, 100)}
+	for _, req := range sent {
+		require.NoError(t, w.writeRequest(rpcAppendEntries, req))
+	}
+	require.NoError(t, w.bw.Flush())
+
+	r := newMsgReader(bufio.NewReaderSize(&stream, connBufferSize), &codec.MsgpackHandle{}, DefaultMaxMessageSize)
+	var got []*AppendEntriesRequest
+	for i := range sent {
+		_, command, err := r.readRequest()
+		require.NoError(t, err)
+		req := command.(*AppendEntriesRequest)
+		got = append(got, req)
+		if i < 3 {
+			require.Nil(t, r.buf, "message %d: the frame went to the request", i)
+		}
+		for _, entry := range req.Entries {
+			require.Equal(t, len(entry.Data), cap(entry.Data), "appending to one entry's data never writes into the next")
+		}
+	}
+	require.Equal(t, sent, got, "no later message overwrote an earlier one's entries")
+}
+
 // endlessReader yields zero bytes for ever.
 type endlessReader struct{}
 
