@@ -11,6 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// Like inmem_transport_test.go, every test here runs in a synctest bubble, so
+// the end of each test also proves that no pipeline goroutine outlived Close.
+
 // openInmemPipeline opens a pipeline from a to b, closed when the test ends.
 func openInmemPipeline(t *testing.T, a, b *InmemTransport) AppendPipeline {
 	t.Helper()
