@@ -63,7 +63,7 @@ func NewInmemAddr() ServerAddress {
 // wait ten times as long. An RPC to a peer that is not connected, or whose
 // transport is closed, fails at once with "failed to connect to peer: <addr>".
 //
-// Heartbeats (AppendEntries requests of the shape WIRE.md §2.6 describes) go
+// Heartbeats (AppendEntries requests of the shape docs/WIRE.md §6 describes) go
 // to the receiver's heartbeat handler instead of its consumer channel when
 // one is set, as with the TCP transport.
 //

@@ -6,7 +6,7 @@ import (
 )
 
 // netPipeline sends AppendEntries requests on a dedicated connection without
-// waiting for earlier answers (WIRE.md §2.7). A receiver goroutine reads the
+// waiting for earlier answers (docs/WIRE.md §7). A receiver goroutine reads the
 // answers, which the server writes in request order, and resolves the
 // futures in that same order.
 //

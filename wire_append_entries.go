@@ -10,7 +10,7 @@ import (
 // entries), AppendEntriesResponse, and the error text before every reply;
 // the msgpack primitives they are built from are in wire_msgpack.go.
 // They produce exactly the bytes go-msgpack writes with the handle of
-// WIRE.md §2.4 (map form, keys sorted, legacy raw strings, both time
+// docs/WIRE.md §4 (map form, keys sorted, legacy raw strings, both time
 // formats), which wire_append_entries_test.go checks against the codec on
 // randomized messages.
 //
@@ -43,7 +43,7 @@ const (
 )
 
 // appendAppendEntriesRequest appends req as go-msgpack encodes it.
-// newTimeFormat selects the encoding of Log.AppendedAt (WIRE.md §2.4).
+// newTimeFormat selects the encoding of Log.AppendedAt (docs/WIRE.md §4).
 func appendAppendEntriesRequest(buf []byte, req *AppendEntriesRequest, newTimeFormat bool) ([]byte, error) {
 	var err error
 	buf = append(buf, 0x89)

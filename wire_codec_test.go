@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Builders for expected msgpack bytes, written from the rules of WIRE.md
+// Builders for expected msgpack bytes, written from the rules of docs/WIRE.md
 // §2.4 rather than produced by the codec under test.
 
 // fixraw is a string or []byte shorter than 32 bytes.
@@ -57,7 +57,7 @@ func captureServer(t *testing.T, want int, reply []byte) (ServerAddress, <-chan 
 }
 
 // TestWireGoldenRequests checks the exact bytes the client writes for
-// requests against layouts built by hand from WIRE.md §2.4–2.5, and that
+// requests against layouts built by hand from docs/WIRE.md §4–5, and that
 // it decodes the exact bytes of a hashicorp/raft reply.
 // goldenRequest is one request a NetworkTransport sends, the exact bytes it
 // must write, the reply a server sends back, and what the caller must get.
@@ -80,7 +80,7 @@ func goldenRequests() []goldenRequest {
 	}
 	return []goldenRequest{
 		{
-			name: "TimeoutNow (WIRE.md §2.5 example)",
+			name: "TimeoutNow (the example of WIRE §5 in docs)",
 			send: func(n *NetworkTransport, target ServerAddress) (interface{}, error) {
 				resp := &TimeoutNowResponse{RPCHeader: RPCHeader{ID: []byte("stale")}}
 				return resp, n.TimeoutNow("node1", target, &TimeoutNowRequest{RPCHeader: RPCHeader{ProtocolVersion: 3, ID: []byte("node1"), Addr: []byte(addr)}}, resp)

@@ -18,7 +18,7 @@ var ErrClosed = errors.New("wal: store is closed")
 
 // ErrKeyNotFound is returned by Get and GetUint64 for a key that was never
 // set. Its text is exactly "not found", which is how Raft recognises a
-// missing key (API.md §0 item 5).
+// missing key (docs/COMPATIBILITY.md §4).
 var ErrKeyNotFound = errors.New("not found")
 
 // Store is a durable raft.LogStore and raft.StableStore kept in one

@@ -58,7 +58,7 @@ func TestLogStore(t *testing.T, open func(t *testing.T) raft.LogStore) {
 func TestStableStore(t *testing.T, open func(t *testing.T) raft.StableStore) {
 	t.Run("MissingKeysReadAsAbsent", func(t *testing.T) {
 		// Raft accepts either an error whose text is exactly "not found" or
-		// an empty value with no error (API.md §0 item 5).
+		// an empty value with no error (docs/COMPATIBILITY.md §4).
 		s := open(t)
 		v, err := s.Get([]byte("CurrentTerm"))
 		if err != nil {
