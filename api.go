@@ -244,7 +244,7 @@ func (r *Raft) String() string {
 	return fmt.Sprintf("Node at %s [%v]", r.localAddr, r.getState())
 }
 
-// Stats returns diagnostic values, keyed as in API.md §1.14.
+// Stats returns diagnostic values, keyed as in docs/COMPATIBILITY.md §6.
 func (r *Raft) Stats() map[string]string {
 	toString := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	lastLogIndex, lastLogTerm := r.getLastLog()

@@ -5,7 +5,7 @@ import (
 )
 
 // newMsgpackHandle returns the msgpack handle of the wire and of
-// LogConfiguration payloads (WIRE.md §2.4): maps with sorted field names,
+// LogConfiguration payloads (docs/WIRE.md §4): maps with sorted field names,
 // legacy raw strings, and time.Time as its MarshalBinary bytes unless
 // useNewTimeFormat is set. Decoding accepts both time formats.
 func newMsgpackHandle(useNewTimeFormat bool) *codec.MsgpackHandle {

@@ -178,7 +178,7 @@ func (rc *ReloadableConfig) fromConfig(from Config) {
 	rc.ElectionTimeout = from.ElectionTimeout
 }
 
-// DefaultConfig returns the defaults of API.md §1.3. The caller must still
+// DefaultConfig returns the defaults of docs/COMPATIBILITY.md §3. The caller must still
 // set LocalID.
 func DefaultConfig() *Config {
 	return &Config{
@@ -198,8 +198,8 @@ func DefaultConfig() *Config {
 }
 
 // ValidateConfig reports the first problem with config, or nil. The checks
-// and messages follow API.md §1.3; the protocol check accepts version 3 only,
-// and its message names that range.
+// and messages follow docs/COMPATIBILITY.md §3; the protocol check accepts
+// version 3 only, and its message names that range.
 func ValidateConfig(config *Config) error {
 	if config == nil {
 		return fmt.Errorf("config must not be nil")

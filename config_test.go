@@ -19,7 +19,7 @@ func validTestConfig() *Config {
 	return conf
 }
 
-// TestDefaultConfigMatchesSpec checks the defaults of API.md §1.3.
+// TestDefaultConfigMatchesSpec checks the defaults of docs/COMPATIBILITY.md §3.
 func TestDefaultConfigMatchesSpec(t *testing.T) {
 	want := Config{
 		ProtocolVersion:    3,
@@ -44,8 +44,8 @@ func TestDefaultConfigMatchesSpec(t *testing.T) {
 
 // TestInvalidConfigIsRejectedWithItsMessage breaks one setting at a time and
 // checks that ValidateConfig, NewRaft and BootstrapCluster all refuse it
-// with the exact message of API.md §1.3 (our protocol check accepts version
-// 3 only), and that values on the boundary are accepted.
+// with the exact message of docs/COMPATIBILITY.md §3 (our protocol check
+// accepts version 3 only), and that values on the boundary are accepted.
 func TestInvalidConfigIsRejectedWithItsMessage(t *testing.T) {
 	cases := []struct {
 		name   string

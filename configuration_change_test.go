@@ -61,13 +61,35 @@ func TestCheckConfiguration(t *testing.T) {
 	}
 }
 
+// membershipRule is one change applied to membershipRuleBase at index 7 and
+// the configuration it must give.
+type membershipRule struct {
+	name   string
+	change configurationChangeRequest
+	want   Configuration
+}
+
+// membershipRuleBase is the configuration every membershipRule starts from:
+// a Voter, a Nonvoter, a Staging server and a second Voter.
+func membershipRuleBase() Configuration {
+	return membership(memberVoter("v", "10"), memberNonvoter("n", "20"), memberStaging("s", "30"), memberVoter("w", "50"))
+}
+
 func TestNextConfigurationAppliesMembershipRules(t *testing.T) {
-	base := membership(memberVoter("v", "10"), memberNonvoter("n", "20"), memberStaging("s", "30"), memberVoter("w", "50"))
-	cases := []struct {
-		name   string
-		change configurationChangeRequest
-		want   Configuration
-	}{
+	base := membershipRuleBase()
+	for _, tc := range append(membershipAdditionRules(), membershipDemotionAndRemovalRules()...) {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := nextConfiguration(base, 7, tc.change)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// membershipAdditionRules are the rules of AddVoter, AddStaging and
+// AddNonvoter.
+func membershipAdditionRules() []membershipRule {
+	return []membershipRule{
 		{
 			name:   "AddVoter adds a new server as a Voter at the end",
 			change: configurationChangeRequest{command: AddVoter, serverID: "x", serverAddress: "40"},
@@ -113,6 +135,14 @@ func TestNextConfigurationAppliesMembershipRules(t *testing.T) {
 			change: configurationChangeRequest{command: AddNonvoter, serverID: "s", serverAddress: "31"},
 			want:   membership(memberVoter("v", "10"), memberNonvoter("n", "20"), memberStaging("s", "31"), memberVoter("w", "50")),
 		},
+	}
+}
+
+// membershipDemotionAndRemovalRules are the rules of DemoteVoter,
+// RemoveServer and Promote, and of a matching prevIndex.
+func membershipDemotionAndRemovalRules() []membershipRule {
+	base := membershipRuleBase()
+	return []membershipRule{
 		{
 			name:   "DemoteVoter turns a Voter into a Nonvoter",
 			change: configurationChangeRequest{command: DemoteVoter, serverID: "v"},
@@ -173,13 +203,6 @@ func TestNextConfigurationAppliesMembershipRules(t *testing.T) {
 			change: configurationChangeRequest{command: RemoveServer, serverID: "s", prevIndex: 7},
 			want:   membership(memberVoter("v", "10"), memberNonvoter("n", "20"), memberVoter("w", "50")),
 		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := nextConfiguration(base, 7, tc.change)
-			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
-		})
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // configurationHandle encodes and decodes LogConfiguration payloads and the
-// legacy peers lists (API.md §3.2). A handle caches per-type metadata and is
+// legacy peers lists (docs/WIRE.md §10). A handle caches per-type metadata and is
 // safe for concurrent use once built, so one is shared; nothing changes its
 // settings after this declaration.
 var configurationHandle = func() *codec.MsgpackHandle {
@@ -82,7 +82,7 @@ func decodeConfiguration(buf []byte) (Configuration, error) {
 }
 
 // encodePeers serialises the Voters of a configuration in the legacy peers
-// format of protocol versions below 3 (API.md §3.2): a msgpack array of raw
+// format of protocol versions below 3 (docs/WIRE.md §10): a msgpack array of raw
 // strings, each the transport's EncodePeer of one Voter. Nonvoters and
 // Staging servers are left out, as old peers knew only voters. With no
 // Voters the array is msgpack nil.

@@ -32,7 +32,7 @@ func msgpackServer(address, id string, suffrage byte) []byte {
 	return append(out, suffrage)
 }
 
-// exampleConfigurationBytes is the EncodeConfiguration example of API.md §3.2,
+// exampleConfigurationBytes is the EncodeConfiguration example of docs/WIRE.md §10,
 // written out byte by byte.
 func exampleConfigurationBytes() []byte {
 	out := []byte{0x81, 0xa7, 'S', 'e', 'r', 'v', 'e', 'r', 's', 0x92,
@@ -65,7 +65,7 @@ func TestEncodeConfigurationMatchesGoldenBytes(t *testing.T) {
 		want          []byte
 	}{
 		{
-			name:          "API.md example",
+			name:          "the example of WIRE §10 in docs",
 			configuration: exampleConfiguration(),
 			want:          exampleConfigurationBytes(),
 		},

@@ -3,7 +3,7 @@ package raft
 import "errors"
 
 // Sentinel errors. Callers compare with errors.Is; the texts are part of the
-// compatibility contract (API.md §1.13) since some callers match on them.
+// compatibility contract (docs/COMPATIBILITY.md §5) since some callers match on them.
 var (
 	// ErrLeader: the operation is for followers only.
 	ErrLeader = errors.New("node is the leader")

@@ -15,7 +15,7 @@ import (
 // Tests of the InmemTransport's heartbeat fast path and of its interceptor,
 // the hook through which in-package tests inject link faults.
 
-// inmemHeartbeat is an AppendEntries of the heartbeat shape (WIRE.md §2.6).
+// inmemHeartbeat is an AppendEntries of the heartbeat shape (docs/WIRE.md §6).
 func inmemHeartbeat() *AppendEntriesRequest {
 	return &AppendEntriesRequest{RPCHeader: RPCHeader{ID: []byte("a"), Addr: []byte("addr-a")}, Term: 4}
 }

@@ -277,7 +277,7 @@ func lastLeader(seen []interface{}) LeaderObservation {
 	return leader
 }
 
-// TestStatsReportEveryKey checks every key of API.md §1.14 on a leader, a
+// TestStatsReportEveryKey checks every key of docs/COMPATIBILITY.md §6 on a leader, a
 // follower and a node that never joined a cluster.
 func TestStatsReportEveryKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

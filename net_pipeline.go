@@ -7,7 +7,7 @@ import (
 )
 
 // netPipeline sends AppendEntries requests on a dedicated connection without
-// waiting for earlier answers (WIRE.md §2.7). The server writes the answers
+// waiting for earlier answers (docs/WIRE.md §7). The server writes the answers
 // in request order, so a receiver goroutine matches each answer to the
 // oldest unanswered request and hands the futures to Consumer in that
 // order.

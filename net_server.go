@@ -50,7 +50,7 @@ const serverReadAhead = 64
 // read-ahead of one pipelined connection to wait there in full.
 const consumerBuffer = serverReadAhead
 
-// serverWriteBufferSize is the server's write buffer (WIRE.md §2.8: replies
+// serverWriteBufferSize is the server's write buffer (docs/WIRE.md §8: replies
 // are small).
 const serverWriteBufferSize = 4096
 

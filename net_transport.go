@@ -90,7 +90,7 @@ type NetworkTransportConfig struct {
 }
 
 // NetworkTransport is a Transport over a StreamLayer (TCP or TLS) that
-// speaks hashicorp/raft's NetworkTransport protocol byte for byte (WIRE.md),
+// speaks hashicorp/raft's NetworkTransport protocol byte for byte (docs/WIRE.md),
 // so nodes of both libraries can form one cluster.
 //
 // Each synchronous RPC takes a pooled connection (or dials one), sends one
@@ -190,7 +190,7 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 		timeout:        timeout,
 		maxMessageSize: maxMessageSize,
 		encodeHandle:   newMsgpackHandle(config.MsgpackUseNewTimeFormat),
-		// The all-default handle decodes both time formats (WIRE.md §2.4).
+		// The all-default handle decodes both time formats (docs/WIRE.md §4).
 		decodeHandle: &codec.MsgpackHandle{},
 		consumeCh:    make(chan RPC, consumerBuffer),
 		pool:         make(map[ServerAddress][]*netConn),
@@ -206,7 +206,7 @@ func NewNetworkTransportWithConfig(config *NetworkTransportConfig) *NetworkTrans
 // Consumer returns the channel on which incoming RPCs arrive. It holds up
 // to consumerBuffer requests that have been read but not yet taken, so
 // that Raft finds the pipelined AppendEntries of a connection already
-// waiting when it takes the first (WIRE.md's server is unbuffered; nothing
+// waiting when it takes the first (the server of docs/WIRE.md is unbuffered; nothing
 // on the wire depends on it).
 func (n *NetworkTransport) Consumer() <-chan RPC { return n.consumeCh }
 
@@ -299,7 +299,7 @@ func (n *NetworkTransport) currentStreamCtx() context.Context {
 	return n.streamCtx
 }
 
-// resolve picks the address to dial for a server (WIRE.md §2.1).
+// resolve picks the address to dial for a server (docs/WIRE.md §1).
 func (n *NetworkTransport) resolve(id ServerID, target ServerAddress) ServerAddress {
 	if n.addrProvider == nil {
 		return target
@@ -313,7 +313,7 @@ func (n *NetworkTransport) resolve(id ServerID, target ServerAddress) ServerAddr
 }
 
 // newNetConn wraps a client connection with a small reader for the replies
-// and a big writer for the requests (WIRE.md §2.8). The server side of a
+// and a big writer for the requests (docs/WIRE.md §8). The server side of a
 // connection is built by newServedConn.
 func (n *NetworkTransport) newNetConn(target ServerAddress, conn net.Conn) *netConn {
 	return &netConn{
@@ -421,7 +421,7 @@ func (n *NetworkTransport) send(c *netConn, rpcType uint8, args interface{}) err
 
 // InstallSnapshot sends a snapshot on a connection of its own: the request,
 // then exactly args.Size bytes of data. The deadline grows with the size
-// (WIRE.md §2.3). It fails if data ends before args.Size bytes, and sends no
+// (docs/WIRE.md §3). It fails if data ends before args.Size bytes, and sends no
 // more than args.Size bytes even if data holds more.
 func (n *NetworkTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error {
 	if n.IsShutdown() {

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Keys of the StableStore (API.md §3.1).
+// Keys of the StableStore (docs/COMPATIBILITY.md §4).
 var (
 	keyCurrentTerm  = []byte("CurrentTerm")
 	keyLastVoteTerm = []byte("LastVoteTerm")

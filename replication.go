@@ -237,7 +237,7 @@ func (s *followerReplication) run() {
 }
 
 // pipelineReplicate streams new entries to a peer that is in step with us,
-// without waiting for each answer (WIRE.md §2.7). It returns, to go back to
+// without waiting for each answer (docs/WIRE.md §7). It returns, to go back to
 // one request at a time, when an answer is a rejection or an error, when the
 // entries the peer needs are no longer in the log, or when replication
 // stops; true when the peer knows a newer term.

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -341,399 +339,6 @@ func TestInstallSnapshotTrimsLogAndEmptiesMonotonicStore(t *testing.T) {
 	}
 }
 
-// diskHistory is what a diskNode went through before it stopped: two
-// snapshots on disk and the commands it applied.
-type diskHistory struct {
-	node         *diskNode
-	older, newer *SnapshotMeta
-	indexes      []uint64
-	commands     [][]byte
-	afterOlder   int // commands applied after the older snapshot
-}
-
-// runDiskHistory starts a single-voter node on disk, applies 10 commands,
-// snapshots, applies 10 more, snapshots again, applies 5, and stops it.
-func runDiskHistory(t *testing.T, tweak func(*Config)) *diskHistory {
-	t.Helper()
-	node := newDiskNode(t, t.TempDir(), func(conf *Config) {
-		snapshotOnlyOnRequest(conf)
-		if tweak != nil {
-			tweak(conf)
-		}
-	})
-	fsm := newCountingFSM()
-	require.NoError(t, node.start(fsm))
-	node.waitLeader()
-	h := &diskHistory{node: node, afterOlder: 15}
-	applyN(t, node.raft, "a", 10)
-	h.older = userSnapshotMeta(t, node.raft)
-	applyN(t, node.raft, "b", 10)
-	h.newer = userSnapshotMeta(t, node.raft)
-	applyN(t, node.raft, "c", 5)
-	h.indexes, h.commands = fsm.entries()
-	require.Len(t, h.commands, 25)
-	node.stop()
-	return h
-}
-
-// snapshotDir returns the directory of a stored snapshot.
-func (h *diskHistory) snapshotDir(meta *SnapshotMeta) string {
-	return filepath.Join(h.node.snapDir, fileSnapshotDirName, meta.ID)
-}
-
-// snapshotDamage is one way a stored snapshot gets damaged on disk.
-type snapshotDamage struct {
-	name   string
-	damage func(t *testing.T, dir string)
-	// wantErr is in the error Open returns; "" when List skips the
-	// snapshot altogether.
-	wantErr string
-}
-
-var snapshotDamages = []snapshotDamage{
-	{
-		name: "flipped byte in state.bin",
-		damage: func(t *testing.T, dir string) {
-			name := filepath.Join(dir, fileSnapshotStateFile)
-			data, err := os.ReadFile(name)
-			require.NoError(t, err)
-			data[len(data)/2] ^= 0x40
-			require.NoError(t, os.WriteFile(name, data, 0o644))
-		},
-		wantErr: "CRC mismatch",
-	},
-	{
-		name: "truncated state.bin",
-		damage: func(t *testing.T, dir string) {
-			name := filepath.Join(dir, fileSnapshotStateFile)
-			info, err := os.Stat(name)
-			require.NoError(t, err)
-			require.NoError(t, os.Truncate(name, info.Size()/2))
-		},
-		wantErr: "truncated",
-	},
-	{
-		name: "meta.json not JSON",
-		damage: func(t *testing.T, dir string) {
-			require.NoError(t, os.WriteFile(filepath.Join(dir, fileSnapshotMetaFile), []byte(`{"Version":1,"ID":`), 0o644))
-		},
-	},
-}
-
-func TestStartupFallsBackToOlderSnapshotWhenNewestIsCorrupt(t *testing.T) {
-	type fallbackCase struct {
-		name string
-		// damage spoils the newer snapshot on disk, if set.
-		damage *snapshotDamage
-		// refusals is how many restores the FSM refuses.
-		refusals int64
-		// wantRestores is how many times the FSM is asked to restore.
-		wantRestores int64
-	}
-	var cases []fallbackCase
-	for i := range snapshotDamages {
-		// A damaged file never reaches the FSM: Open or List rejects it.
-		cases = append(cases, fallbackCase{name: snapshotDamages[i].name, damage: &snapshotDamages[i], wantRestores: 1})
-	}
-	cases = append(cases, fallbackCase{name: "FSM refuses the newest", refusals: 1, wantRestores: 2})
-
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				h := runDiskHistory(t, nil)
-				if tc.damage != nil {
-					dir := h.snapshotDir(h.newer)
-					tc.damage.damage(t, dir)
-					if tc.damage.wantErr != "" {
-						_, _, err := h.node.snapshots().Open(h.newer.ID)
-						require.ErrorContains(t, err, tc.damage.wantErr)
-					}
-				}
-
-				fsm := newCountingFSM()
-				fsm.failNextRestores(tc.refusals)
-				require.NoError(t, h.node.start(fsm), "the older snapshot restores, so startup must succeed")
-				defer h.node.stop()
-				require.Equal(t, tc.wantRestores, fsm.restores.Load())
-				indexes, commands := fsm.entries()
-				wantIndexes, wantCommands := entriesUpTo(h.indexes, h.commands, h.older.Index)
-				require.Equal(t, wantIndexes, indexes, "right after startup the FSM holds exactly the older snapshot")
-				require.Equal(t, wantCommands, commands)
-
-				// The log still holds everything after the older snapshot:
-				// replaying it brings back every command.
-				h.node.waitLeader()
-				(&testCluster{t: t}).waitFor(10*time.Second, "all 25 commands applied", func() bool { return fsm.len() == 25 })
-				indexes, commands = fsm.entries()
-				require.Equal(t, h.indexes, indexes)
-				require.Equal(t, h.commands, commands)
-				require.Equal(t, int64(h.afterOlder), fsm.applies.Load(), "only entries after the older snapshot are replayed")
-			})
-		})
-	}
-}
-
-func TestStartupFailsClearlyWhenNoSnapshotRestores(t *testing.T) {
-	cases := []struct {
-		name         string
-		damage       func(t *testing.T, h *diskHistory)
-		refusals     int64
-		wantErr      string
-		wantErrIs    error
-		wantRestores int64
-	}{
-		{
-			name: "both state.bin files corrupt",
-			damage: func(t *testing.T, h *diskHistory) {
-				snapshotDamages[0].damage(t, h.snapshotDir(h.older))
-				snapshotDamages[0].damage(t, h.snapshotDir(h.newer))
-			},
-			wantErr: "CRC mismatch",
-		},
-		{
-			name: "FSM refuses both",
-			damage: func(*testing.T, *diskHistory) {
-			},
-			refusals:     2,
-			wantErrIs:    errRestoreRefused,
-			wantRestores: 2,
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				h := runDiskHistory(t, nil)
-				tc.damage(t, h)
-				fsm := newCountingFSM()
-				fsm.failNextRestores(tc.refusals)
-				err := h.node.start(fsm)
-				require.ErrorContains(t, err, "failed to load any existing snapshots")
-				if tc.wantErr != "" {
-					require.ErrorContains(t, err, tc.wantErr)
-				}
-				if tc.wantErrIs != nil {
-					require.ErrorIs(t, err, tc.wantErrIs)
-				}
-				require.Equal(t, tc.wantRestores, fsm.restores.Load())
-				require.Zero(t, fsm.len(), "the FSM must hold nothing after a failed startup")
-			})
-		})
-	}
-}
-
-// TestStartupRefusesToRestoreWithAGapBeforeTheLog: when the snapshot that
-// restores ends before the first entry the log still holds (the newer
-// snapshot, which covered the compacted entries, is damaged), the entries in
-// between are lost. Starting would leave the FSM stuck below them, or apply
-// later entries without them; NewRaft must refuse with a clear error.
-func TestStartupRefusesToRestoreWithAGapBeforeTheLog(t *testing.T) {
-	cases := []struct {
-		name   string
-		damage func(t *testing.T, h *diskHistory)
-		// olderRestores is whether the older snapshot still restores.
-		olderRestores bool
-	}{
-		{
-			name: "newest state.bin corrupt, older snapshot ends before the log",
-			damage: func(t *testing.T, h *diskHistory) {
-				snapshotDamages[0].damage(t, h.snapshotDir(h.newer))
-			},
-			olderRestores: true,
-		},
-		{
-			name: "every meta.json unreadable, log compacted",
-			damage: func(t *testing.T, h *diskHistory) {
-				snapshotDamages[2].damage(t, h.snapshotDir(h.older))
-				snapshotDamages[2].damage(t, h.snapshotDir(h.newer))
-			},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				h := runDiskHistory(t, func(conf *Config) { conf.TrailingLogs = 2 })
-				first, err := h.node.store.FirstIndex()
-				require.NoError(t, err)
-				require.Greater(t, first, h.older.Index+1, "the test needs the log compacted past the older snapshot")
-				tc.damage(t, h)
-
-				var restorable uint64
-				if tc.olderRestores {
-					restorable = h.older.Index
-				}
-				fsm := newCountingFSM()
-				err = h.node.start(fsm)
-				if err == nil {
-					defer h.node.stop()
-				}
-				require.Error(t, err, "NewRaft started although entries %d to %d are in no snapshot and not in the log",
-					restorable+1, first-1)
-			})
-		})
-	}
-}
-
-// userSnapshot returns the data and metadata of a snapshot a testFSM holding
-// commands "restored-<i>" at indexes 1..n would write.
-func userSnapshot(t testing.TB, n int) (*SnapshotMeta, []byte, [][]byte) {
-	t.Helper()
-	var indexes []uint64
-	var commands [][]byte
-	for i := range n {
-		indexes = append(indexes, uint64(i+1))
-		commands = append(commands, []byte(fmt.Sprintf("restored-%d", i)))
-	}
-	data := encodeTestSnapshot(t, indexes, commands)
-	meta := &SnapshotMeta{Version: SnapshotVersionMax, ID: "user", Index: uint64(n), Term: 1, Size: int64(len(data))}
-	return meta, data, commands
-}
-
-func TestUserRestoreReplacesEveryFSMAndAbortsInflightApplies(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c, faulty := newFaultyCluster(t, 3, 0, snapshotOnlyOnRequest)
-		defer c.close()
-		leader := c.leader()
-		applyN(t, leader.raft, "old", 20)
-		c.waitApplied(20)
-
-		// Hold back the entries (not the heartbeats) so the next applies
-		// stay uncommitted.
-		leaderTrans := faulty[c.indexOf(leader)]
-		leaderTrans.setRule(func(_ ServerAddress, req *AppendEntriesRequest) bool { return len(req.Entries) > 0 })
-		lastBefore := leader.raft.LastIndex()
-		var inflight []ApplyFuture
-		for i := range 50 {
-			inflight = append(inflight, leader.raft.Apply([]byte(fmt.Sprintf("inflight-%d", i)), time.Second))
-		}
-		c.waitFor(5*time.Second, "the leader to append the 50 applies", func() bool {
-			return leader.raft.LastIndex() == lastBefore+50
-		})
-		require.Equal(t, 20, leader.fsm.len(), "uncommitted applies reached the FSM")
-
-		meta, data, restored := userSnapshot(t, 3)
-		restoreErr := make(chan error, 1)
-		go func() { restoreErr <- leader.raft.Restore(meta, bytes.NewReader(data), 0) }()
-		for i, f := range inflight {
-			require.ErrorIs(t, f.Error(), ErrAbortedByRestore, "in-flight apply %d", i)
-		}
-		leaderTrans.setRule(nil)
-		require.NoError(t, <-restoreErr)
-		require.Equal(t, restored, leader.fsm.commands(), "the leader's FSM holds the restored state")
-		require.Greater(t, leader.raft.LastIndex(), lastBefore+50, "the restore's snapshot comes after every entry in the log")
-
-		applyN(t, leader.raft, "new", 5)
-		want := append(slices.Clone(restored), [][]byte{
-			[]byte("new-0"), []byte("new-1"), []byte("new-2"), []byte("new-3"), []byte("new-4"),
-		}...)
-		c.waitFor(10*time.Second, "every FSM to hold the restored state and the new commands", func() bool {
-			for _, node := range c.nodes {
-				if !slices.EqualFunc(node.fsm.commands(), want, bytes.Equal) {
-					return false
-				}
-			}
-			return true
-		})
-		for _, node := range c.nodes {
-			snapshotIndex, _ := node.raft.getLastSnapshot()
-			require.Greater(t, snapshotIndex, lastBefore+50, "%s did not take the restore's snapshot", node.id)
-		}
-	})
-}
-
-func TestUserRestoreWithFailingFSMRestoreReturnsError(t *testing.T) {
-	// A record header announcing 100 bytes followed by 5: testFSM.Restore
-	// fails with an unexpected EOF.
-	badRecord := append([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 100}, []byte("short")...)
-	synctest.Test(t, func(t *testing.T) {
-		c := newTestCluster(t, 3, clusterOptions{tweak: snapshotOnlyOnRequest})
-		defer c.close()
-		leader := c.leader()
-		applyN(t, leader.raft, "old", 20)
-		c.waitApplied(20)
-		before := leader.fsm.commands()
-
-		meta := &SnapshotMeta{Version: SnapshotVersionMax, ID: "user", Index: 1, Term: 1, Size: int64(len(badRecord))}
-		err := leader.raft.Restore(meta, bytes.NewReader(badRecord), time.Second)
-		require.ErrorContains(t, err, "restore")
-		require.Equal(t, before, leader.fsm.commands(), "the FSM refused the data, so its state is unchanged")
-		// Documented choice: the node shuts down rather than serve an FSM
-		// that saw part of a restore.
-		c.waitFor(5*time.Second, "the failed leader to shut down", func() bool { return leader.raft.State() == Shutdown })
-
-		// The others carry on with the old state.
-		survivor := c.leader()
-		applyN(t, survivor.raft, "more", 5)
-		c.waitApplied(25)
-		c.requireSameFSMs()
-
-		// Restarted from its stores, the failed node has its old state back
-		// and catches up.
-		c.restartNode(leader)
-		c.waitApplied(25)
-		c.requireSameFSMs()
-	})
-}
-
-func TestUserRestoreRefusesBadRequests(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := newTestCluster(t, 3, clusterOptions{tweak: snapshotOnlyOnRequest})
-		defer c.close()
-		leader := c.leader()
-		applyN(t, leader.raft, "old", 5)
-		c.waitApplied(5)
-		follower := c.others(leader)[0]
-		meta, data, _ := userSnapshot(t, 3)
-
-		require.ErrorIs(t, follower.raft.Restore(meta, bytes.NewReader(data), time.Second), ErrNotLeader)
-		require.Error(t, leader.raft.Restore(nil, bytes.NewReader(data), time.Second), "nil metadata")
-		require.Error(t, leader.raft.Restore(meta, nil, time.Second), "nil reader")
-		negative := *meta
-		negative.Size = -1
-		require.Error(t, leader.raft.Restore(&negative, bytes.NewReader(data), time.Second), "negative size")
-
-		// None of them touched any FSM.
-		c.waitApplied(5)
-		for _, node := range c.nodes {
-			require.Equal(t, 5, node.fsm.len(), "%s", node.id)
-		}
-		applyN(t, leader.raft, "after", 1)
-		c.waitApplied(6)
-		c.requireSameFSMs()
-	})
-}
-
-func TestUserRestoreEmptiesMonotonicLogStore(t *testing.T) {
-	for _, monotonic := range []bool{false, true} {
-		t.Run(fmt.Sprintf("monotonic=%v", monotonic), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				opts := clusterOptions{tweak: snapshotOnlyOnRequest}
-				if monotonic {
-					opts.wrapStore = func(node *testNode) raftStore { return monotonicStore{node.store} }
-				}
-				c := newTestCluster(t, 1, opts)
-				defer c.close()
-				node := c.leader()
-				applyN(t, node.raft, "old", 10)
-				lastBefore := node.raft.LastIndex()
-				meta, data, restored := userSnapshot(t, 3)
-				require.NoError(t, node.raft.Restore(meta, bytes.NewReader(data), time.Second))
-				require.Equal(t, restored, node.fsm.commands())
-
-				first, err := node.store.FirstIndex()
-				require.NoError(t, err)
-				if monotonic {
-					// Only the no-op after the snapshot is left.
-					require.Equal(t, lastBefore+2, first, "a MonotonicLogStore keeps no entry before the restore")
-				} else {
-					require.Equal(t, uint64(1), first, "the log before the restore is left for compaction")
-				}
-				applyN(t, node.raft, "new", 2)
-				require.Len(t, node.fsm.commands(), 5)
-			})
-		})
-	}
-}
-
 func TestSnapshotsTakenDuringAppliesHoldExactlyTheEntriesUpToTheirIndex(t *testing.T) {
 	const goroutines, perGoroutine = 10, 100
 	synctest.Test(t, func(t *testing.T) {
@@ -846,76 +451,13 @@ func TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite(t *testing.T) {
 		acked := map[string]bool{}
 		restarts := 0
 		for round := range 40 {
-			leader := c.leader()
-			n := 5 + rng.IntN(30)
-			commands := make([]string, n)
-			futures := make([]ApplyFuture, n)
-			issued := make(chan struct{})
-			// The writer keeps this Raft even if the node restarts under it.
-			r := leader.raft
-			go func() {
-				defer close(issued)
-				for i := range n {
-					commands[i] = fmt.Sprintf("r%d-%d", round, i)
-					futures[i] = r.Apply([]byte(commands[i]), time.Second)
-				}
-			}()
-			// Act at a random moment while the writes are going in.
-			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
-			switch rng.IntN(5) {
-			case 0:
-				c.shutdownNode(leader)
-				c.restartNode(leader)
+			if crashRestartRound(c, rng, round, acked) {
 				restarts++
-			case 1:
-				node := c.nodes[rng.IntN(len(c.nodes))]
-				c.shutdownNode(node)
-				c.restartNode(node)
-				restarts++
-			case 2:
-				c.fullyConnect()
-				others := c.others(leader)
-				c.isolate(others[rng.IntN(len(others))])
-			case 3:
-				c.fullyConnect()
-			}
-			<-issued
-			for i, f := range futures {
-				if f.Error() == nil {
-					acked[commands[i]] = true
-				}
 			}
 		}
-
 		randomInstalls := transports.installsTo("")
 
-		// Finale, so that every run installs a snapshot: cut one follower
-		// off, restart the other two (a restarted node's in-memory tail
-		// starts empty, so only its compacted log store has the entries the
-		// follower lacks), write, and heal.
-		c.fullyConnect()
-		leader := settledLeader(c)
-		lagging := c.others(leader)[0]
-		c.isolate(lagging)
-		for _, node := range c.nodes {
-			if node != lagging {
-				c.shutdownNode(node)
-				c.restartNode(node)
-				c.isolate(lagging)
-			}
-		}
-		laggingLast := lagging.raft.LastIndex()
-		leader = c.leader(c.others(lagging)...)
-		for i := range 100 {
-			cmd := fmt.Sprintf("finale-%d", i)
-			if leader.raft.Apply([]byte(cmd), time.Second).Error() == nil {
-				acked[cmd] = true
-			}
-		}
-		c.waitFor(10*time.Second, "the leader to compact past the cut-off follower", func() bool {
-			first, err := leader.store.FirstIndex()
-			return err == nil && first > laggingLast+1
-		})
+		leader, lagging := cutOffFollowerUntilCompactedPast(c, acked)
 		c.fullyConnect()
 		leader = settledLeader(c)
 		require.NoError(t, leader.raft.Barrier(5*time.Second).Error())
@@ -944,4 +486,84 @@ func TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite(t *testing.T) {
 		require.NoError(t, err)
 		require.Greater(t, first, uint64(1), "the leader never compacted its log")
 	})
+}
+
+// crashRestartRound writes 5 to 34 commands through the leader and, at a
+// random moment while they go in, restarts the leader or a random node,
+// isolates a follower, heals, or does nothing. It adds the acknowledged
+// commands to acked and reports whether it restarted a node.
+func crashRestartRound(c *testCluster, rng *rand.Rand, round int, acked map[string]bool) (restarted bool) {
+	leader := c.leader()
+	n := 5 + rng.IntN(30)
+	commands := make([]string, n)
+	futures := make([]ApplyFuture, n)
+	issued := make(chan struct{})
+	// The writer keeps this Raft even if the node restarts under it.
+	r := leader.raft
+	go func() {
+		defer close(issued)
+		for i := range n {
+			commands[i] = fmt.Sprintf("r%d-%d", round, i)
+			futures[i] = r.Apply([]byte(commands[i]), time.Second)
+		}
+	}()
+	// Act at a random moment while the writes are going in.
+	time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+	switch rng.IntN(5) {
+	case 0:
+		c.shutdownNode(leader)
+		c.restartNode(leader)
+		restarted = true
+	case 1:
+		node := c.nodes[rng.IntN(len(c.nodes))]
+		c.shutdownNode(node)
+		c.restartNode(node)
+		restarted = true
+	case 2:
+		c.fullyConnect()
+		others := c.others(leader)
+		c.isolate(others[rng.IntN(len(others))])
+	case 3:
+		c.fullyConnect()
+	}
+	<-issued
+	for i, f := range futures {
+		if f.Error() == nil {
+			acked[commands[i]] = true
+		}
+	}
+	return restarted
+}
+
+// cutOffFollowerUntilCompactedPast makes sure a run installs a snapshot: it
+// cuts one follower (lagging) off, restarts the other two (a restarted
+// node's in-memory tail starts empty, so only its compacted log store has
+// the entries the follower lacks), writes 100 commands, adding the
+// acknowledged ones to acked, and waits until the leader has compacted past
+// the follower's last entry. The follower stays cut off.
+func cutOffFollowerUntilCompactedPast(c *testCluster, acked map[string]bool) (leader, lagging *testNode) {
+	c.fullyConnect()
+	leader = settledLeader(c)
+	lagging = c.others(leader)[0]
+	c.isolate(lagging)
+	for _, node := range c.nodes {
+		if node != lagging {
+			c.shutdownNode(node)
+			c.restartNode(node)
+			c.isolate(lagging)
+		}
+	}
+	laggingLast := lagging.raft.LastIndex()
+	leader = c.leader(c.others(lagging)...)
+	for i := range 100 {
+		cmd := fmt.Sprintf("finale-%d", i)
+		if leader.raft.Apply([]byte(cmd), time.Second).Error() == nil {
+			acked[cmd] = true
+		}
+	}
+	c.waitFor(10*time.Second, "the leader to compact past the cut-off follower", func() bool {
+		first, err := leader.store.FirstIndex()
+		return err == nil && first > laggingLast+1
+	})
+	return leader, lagging
 }

@@ -139,7 +139,7 @@ type WithRPCHeader interface {
 }
 
 // RPCHeader is carried by every message. On the wire its fields sit beside
-// the message's own fields (WIRE.md §2.4).
+// the message's own fields (docs/WIRE.md §4).
 type RPCHeader struct {
 	// ProtocolVersion the sender speaks.
 	ProtocolVersion ProtocolVersion

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
-// This file holds the framing of the TCP wire protocol (WIRE.md §2.2): one
+// This file holds the framing of the TCP wire protocol (docs/WIRE.md §2): one
 // type byte, then one msgpack value per request; two msgpack values (error
 // text, response) per reply. The byte layout of every value comes from the
 // go-msgpack handle (codec.go), so it matches hashicorp/raft byte for byte;
@@ -35,7 +35,7 @@ const (
 const DefaultMaxMessageSize = 64 << 20
 
 // connBufferSize is the size of the client's write buffer and the server's
-// read buffer (WIRE.md §2.8).
+// read buffer (docs/WIRE.md §8).
 const connBufferSize = 256 << 10
 
 // errMessageTooLarge is reported when a peer sends a message longer than the
@@ -454,7 +454,7 @@ func (m *msgWriter) writeResponse(rpcErr error, resp interface{}) error {
 }
 
 // isHeartbeat reports whether an AppendEntries request has the exact shape
-// of a heartbeat (WIRE.md §2.6): a term and a sender, and nothing else that
+// of a heartbeat (docs/WIRE.md §6): a term and a sender, and nothing else that
 // would need the log.
 func isHeartbeat(req *AppendEntriesRequest) bool {
 	sender := req.Addr

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Builders for expected msgpack bytes, written from the rules of WIRE.md
+// Builders for expected msgpack bytes, written from the rules of docs/WIRE.md
 // §2.4 rather than produced by the codec under test.
 
 // fixraw is a string or []byte shorter than 32 bytes.
@@ -57,24 +57,30 @@ func captureServer(t *testing.T, want int, reply []byte) (ServerAddress, <-chan 
 }
 
 // TestWireGoldenRequests checks the exact bytes the client writes for
-// requests against layouts built by hand from WIRE.md §2.4–2.5, and that
+// requests against layouts built by hand from docs/WIRE.md §4–5, and that
 // it decodes the exact bytes of a hashicorp/raft reply.
-func TestWireGoldenRequests(t *testing.T) {
+// goldenRequest is one request a NetworkTransport sends, the exact bytes it
+// must write, the reply a server sends back, and what the caller must get.
+type goldenRequest struct {
+	name          string
+	newTimeFormat bool
+	send          func(n *NetworkTransport, target ServerAddress) (interface{}, error)
+	want          []byte
+	reply         []byte
+	wantResp      interface{}
+	wantErr       string // the error text the reply carries; "" for none
+}
+
+// goldenRequests holds one case per RPC type, with hand-assembled bytes.
+func goldenRequests() []goldenRequest {
 	addr := "127.0.0.1:7000"
 	zeroHeaderReply := func(fields ...[]byte) []byte {
 		return concat(b(0xa0), b(0x80|byte(3+len(fields)/2)), fixraw("Addr"), b(0xc0), fixraw("ID"), b(0xc0),
 			concat(fields...), fixraw("ProtocolVersion"), b(0x00))
 	}
-	cases := []struct {
-		name          string
-		newTimeFormat bool
-		send          func(n *NetworkTransport, target ServerAddress) (interface{}, error)
-		want          []byte
-		reply         []byte
-		wantResp      interface{}
-	}{
+	return []goldenRequest{
 		{
-			name: "TimeoutNow (WIRE.md §2.5 example)",
+			name: "TimeoutNow (the example of WIRE §5 in docs)",
 			send: func(n *NetworkTransport, target ServerAddress) (interface{}, error) {
 				resp := &TimeoutNowResponse{RPCHeader: RPCHeader{ID: []byte("stale")}}
 				return resp, n.TimeoutNow("node1", target, &TimeoutNowRequest{RPCHeader: RPCHeader{ProtocolVersion: 3, ID: []byte("node1"), Addr: []byte(addr)}}, resp)
@@ -119,6 +125,7 @@ func TestWireGoldenRequests(t *testing.T) {
 				fixraw("PrevLogTerm"), b(0), fixraw("ProtocolVersion"), b(0), fixraw("Term"), b(1)),
 			reply:    concat(fixraw("unexpected command"), b(0xc0)),
 			wantResp: &AppendEntriesResponse{},
+			wantErr:  "unexpected command",
 		},
 		{
 			name: "RequestVote",
@@ -164,13 +171,16 @@ func TestWireGoldenRequests(t *testing.T) {
 			wantResp: &InstallSnapshotResponse{Success: true, Term: 3},
 		},
 	}
-	for _, tc := range cases {
+}
+
+func TestWireGoldenRequests(t *testing.T) {
+	for _, tc := range goldenRequests() {
 		t.Run(tc.name, func(t *testing.T) {
 			client, _ := newTestNetTransport(t, &NetworkTransportConfig{MsgpackUseNewTimeFormat: tc.newTimeFormat})
 			target, got := captureServer(t, len(tc.want), tc.reply)
 			resp, err := tc.send(client, target)
-			if tc.name == "AppendEntries, new time format" {
-				require.EqualError(t, err, "unexpected command")
+			if tc.wantErr != "" {
+				require.EqualError(t, err, tc.wantErr)
 			} else {
 				require.NoError(t, err)
 			}

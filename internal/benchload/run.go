@@ -125,24 +125,59 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 		return Result{}, errors.New("benchload: warmup must not be negative")
 	}
 	started := time.Now()
-	var phase atomic.Int32
-	clients := make([]clientState, w.Clients)
+	l := startLoad(ctx, c, w)
+	p := newProgress(opts.Progress, w, l.clients)
+	if opts.Progress != nil {
+		defer opts.Progress("")
+	}
+	if opts.Warmup > 0 && !p.wait(ctx, "warmup", opts.Warmup) {
+		return l.abort(ctx, w)
+	}
+	runtime.GC() // the warm-up's garbage is not the window's to collect
+	start := startWindow(c)
+	l.phase.Store(phaseMeasure)
+	if !p.wait(ctx, "measure", opts.Duration) {
+		return l.abort(ctx, w)
+	}
+	l.phase.Store(phaseDone)
+	used := start.end()
+
+	select {
+	case <-l.finished:
+	case <-time.After(clientGrace):
+		return Result{}, fmt.Errorf("benchload: %s: Apply calls still blocked %s after the run ended", w.Name(), clientGrace)
+	}
+	return newResult(w, opts, started, used, l.clients), nil
+}
+
+// load is the set of client goroutines of one Run and the phase they are in.
+type load struct {
+	clients  []clientState
+	phase    atomic.Int32
+	finished chan struct{} // closed when every client has returned
+}
+
+// startLoad starts w.Clients goroutines that call c.Apply back to back until
+// the phase is phaseDone or ctx ends, recording calls that finish in the
+// measured phase.
+func startLoad(ctx context.Context, c Cluster, w Workload) *load {
+	l := &load{clients: make([]clientState, w.Clients), finished: make(chan struct{})}
 	var wg sync.WaitGroup
-	for i := range clients {
+	for i := range l.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cs := &clients[i]
+			cs := &l.clients[i]
 			cmd := make([]byte, w.Payload)
 			for j := range cmd {
 				cmd[j] = byte(i + j)
 			}
-			for phase.Load() != phaseDone && ctx.Err() == nil {
+			for l.phase.Load() != phaseDone && ctx.Err() == nil {
 				begin := time.Now()
 				err := c.Apply(cmd)
 				elapsed := time.Since(begin)
 				cs.completed.Add(1)
-				if phase.Load() != phaseMeasure {
+				if l.phase.Load() != phaseMeasure {
 					continue
 				}
 				if err != nil {
@@ -156,85 +191,116 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 			}
 		}()
 	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
+	go func() { wg.Wait(); close(l.finished) }()
+	return l
+}
 
-	progress := func(stage string, since time.Time, of time.Duration) {}
-	if opts.Progress != nil {
-		var lastCount uint64
-		lastTime := time.Now()
-		progress = func(stage string, since time.Time, of time.Duration) {
-			var count uint64
-			for i := range clients {
-				count += clients[i].completed.Load()
-			}
-			now := time.Now()
-			rate := float64(count-lastCount) / now.Sub(lastTime).Seconds()
-			lastCount, lastTime = count, now
-			opts.Progress(fmt.Sprintf("%s: %s %s/%s, %s ops/s", w.Name(), stage,
-				now.Sub(since).Round(time.Second), of, formatThousands(rate)))
+// abort stops the clients, waits for them, and reports that ctx ended the run.
+func (l *load) abort(ctx context.Context, w Workload) (Result, error) {
+	l.phase.Store(phaseDone)
+	<-l.finished
+	return Result{}, fmt.Errorf("benchload: %s: %w", w.Name(), ctx.Err())
+}
+
+// progress reports the clients' rate through report (nil: no reports).
+type progress struct {
+	report    func(string)
+	name      string
+	clients   []clientState
+	lastCount uint64
+	lastTime  time.Time
+}
+
+func newProgress(report func(string), w Workload, clients []clientState) *progress {
+	return &progress{report: report, name: w.Name(), clients: clients, lastTime: time.Now()}
+}
+
+// line reports the calls completed since the previous line, per second.
+func (p *progress) line(stage string, since time.Time, of time.Duration) {
+	if p.report == nil {
+		return
+	}
+	var count uint64
+	for i := range p.clients {
+		count += p.clients[i].completed.Load()
+	}
+	now := time.Now()
+	rate := float64(count-p.lastCount) / now.Sub(p.lastTime).Seconds()
+	p.lastCount, p.lastTime = count, now
+	p.report(fmt.Sprintf("%s: %s %s/%s, %s ops/s", p.name, stage,
+		now.Sub(since).Round(time.Second), of, formatThousands(rate)))
+}
+
+// wait sleeps for d, reporting progress about once a second; it returns
+// false when ctx ends first.
+func (p *progress) wait(ctx context.Context, stage string, d time.Duration) bool {
+	since := time.Now()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return true
+		case <-tick.C:
+			p.line(stage, since, d)
 		}
 	}
-	// wait sleeps for d, calling progress about once a second; it returns
-	// false when ctx ends first.
-	wait := func(stage string, d time.Duration) bool {
-		since := time.Now()
-		deadline := time.NewTimer(d)
-		defer deadline.Stop()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-deadline.C:
-				return true
-			case <-tick.C:
-				progress(stage, since, d)
-			}
-		}
-	}
-	abort := func() (Result, error) {
-		phase.Store(phaseDone)
-		<-finished
-		return Result{}, fmt.Errorf("benchload: %s: %w", w.Name(), ctx.Err())
-	}
+}
 
-	if opts.Progress != nil {
-		defer opts.Progress("")
-	}
-	if opts.Warmup > 0 && !wait("warmup", opts.Warmup) {
-		return abort()
-	}
-	runtime.GC() // the warm-up's garbage is not the window's to collect
-	var mem0, mem1 runtime.MemStats
-	runtime.ReadMemStats(&mem0)
-	cpu0, cpuKnown := processCPUTime()
-	counter, counted := c.(BatchCounter)
-	var counts0 BatchCounts
-	if counted {
-		counts0 = counter.BatchCounts()
-	}
-	windowStart := time.Now()
-	phase.Store(phaseMeasure)
-	if !wait("measure", opts.Duration) {
-		return abort()
-	}
-	phase.Store(phaseDone)
-	window := time.Since(windowStart)
-	cpu1, _ := processCPUTime()
-	var counts BatchCounts
-	if counted {
-		counts = counter.BatchCounts().Sub(counts0)
-	}
-	runtime.ReadMemStats(&mem1)
+// window holds what the process had used when the measured window opened.
+type window struct {
+	mem      runtime.MemStats
+	cpu      time.Duration
+	cpuKnown bool
+	counter  BatchCounter
+	counts   BatchCounts
+	openedAt time.Time
+}
 
-	select {
-	case <-finished:
-	case <-time.After(clientGrace):
-		return Result{}, fmt.Errorf("benchload: %s: Apply calls still blocked %s after the run ended", w.Name(), clientGrace)
-	}
+// usage is what the process used over the measured window.
+type usage struct {
+	elapsed  time.Duration
+	cpu      time.Duration
+	cpuKnown bool
+	mallocs  uint64
+	counted  bool
+	counts   BatchCounts
+}
 
+// startWindow reads the process's counters as the window opens.
+func startWindow(c Cluster) *window {
+	w := &window{}
+	runtime.ReadMemStats(&w.mem)
+	w.cpu, w.cpuKnown = processCPUTime()
+	if counter, ok := c.(BatchCounter); ok {
+		w.counter = counter
+		w.counts = counter.BatchCounts()
+	}
+	w.openedAt = time.Now()
+	return w
+}
+
+// end reads the counters again as the window closes.
+func (w *window) end() usage {
+	u := usage{elapsed: time.Since(w.openedAt), cpuKnown: w.cpuKnown}
+	cpu, _ := processCPUTime()
+	u.cpu = cpu - w.cpu
+	if w.counter != nil {
+		u.counted = true
+		u.counts = w.counter.BatchCounts().Sub(w.counts)
+	}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	u.mallocs = mem.Mallocs - w.mem.Mallocs
+	return u
+}
+
+// newResult merges the clients' records into the Result of the window.
+func newResult(w Workload, opts Options, started time.Time, used usage, clients []clientState) Result {
 	var hist Histogram
 	var errCount uint64
 	var firstErr error
@@ -253,10 +319,10 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 		Transport:       w.Transport,
 		Store:           w.Store,
 		WarmupSeconds:   opts.Warmup.Seconds(),
-		DurationSeconds: window.Seconds(),
+		DurationSeconds: used.elapsed.Seconds(),
 		Ops:             hist.Count(),
 		Errors:          errCount,
-		OpsPerSec:       float64(hist.Count()) / window.Seconds(),
+		OpsPerSec:       float64(hist.Count()) / used.elapsed.Seconds(),
 		LatMeanMs:       ms(hist.Mean()),
 		LatP50Ms:        ms(hist.Quantile(0.50)),
 		LatP90Ms:        ms(hist.Quantile(0.90)),
@@ -274,15 +340,15 @@ func Run(ctx context.Context, c Cluster, w Workload, opts Options) (Result, erro
 		res.FirstError = firstErr.Error()
 	}
 	if ops := float64(hist.Count()); ops > 0 {
-		if cpuKnown {
-			res.CPUUsPerOp = float64((cpu1 - cpu0).Microseconds()) / ops
+		if used.cpuKnown {
+			res.CPUUsPerOp = float64(used.cpu.Microseconds()) / ops
 		}
-		res.AllocsPerOp = float64(mem1.Mallocs-mem0.Mallocs) / ops
-		if counted {
-			res.setBatching(counts, ops)
+		res.AllocsPerOp = float64(used.mallocs) / ops
+		if used.counted {
+			res.setBatching(used.counts, ops)
 		}
 	}
-	return res, nil
+	return res
 }
 
 // setBatching fills the batching figures from the counts of a window in

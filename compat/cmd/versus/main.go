@@ -66,20 +66,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ours := contender{"quorumkit", benchload.StartQuorumkit}
 	core := contender{"quorumkit-raftwal", benchload.StartQuorumkitOn(openRaftWAL)}
 	theirs := contender{"hashicorp", startHashicorp}
-	selected := map[string]bool{}
-	for name := range strings.SplitSeq(*buildList, ",") {
-		name = strings.TrimSpace(name)
-		if name != "stack" && name != "core" && name != "theirs" {
-			fmt.Fprintf(stderr, "versus: -builds: unknown build %q (want stack, core or theirs)\n", name)
-			return 2
-		}
-		selected[name] = true
+	selected, err := parseBuilds(*buildList)
+	if err != nil {
+		fmt.Fprintln(stderr, "versus: -builds:", err)
+		return 2
 	}
 	encoder := json.NewEncoder(stdout)
 	var rows []benchload.Comparison
 	var all []benchload.Result
 	for _, w := range workloads {
-		results := map[string][]benchload.Result{}
 		var builds []contender
 		if selected["stack"] {
 			builds = append(builds, ours)
@@ -90,28 +85,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if selected["theirs"] {
 			builds = append(builds, theirs)
 		}
-		for i := range flags.Runs {
-			// Rotate who goes first, so no build always runs on the
-			// machine another just warmed up (or heated).
-			for j := range builds {
-				c := builds[(i+j)%len(builds)]
-				res, err := benchload.Bench(ctx, c.name, w, flags.Options(c.name), c.start)
-				if err != nil {
-					fmt.Fprintf(stderr, "versus: %s: %v\n", c.name, err)
-					return 1
-				}
-				if res.Errors > 0 {
-					fmt.Fprintf(stderr, "versus: %s %s: %d Apply calls failed, the first with: %s\n",
-						c.name, w.Name(), res.Errors, res.FirstError)
-				}
-				if flags.JSON {
-					if err := encoder.Encode(res); err != nil {
-						fmt.Fprintln(stderr, "versus:", err)
-						return 1
-					}
-				}
-				results[c.name] = append(results[c.name], res)
-			}
+		results, err := runAlternating(ctx, w, builds, flags, encoder, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "versus:", err)
+			return 1
 		}
 		row := benchload.Comparison{
 			Workload: w,
@@ -142,4 +119,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseBuilds reads the -builds list into the set of build names it holds.
+func parseBuilds(list string) (map[string]bool, error) {
+	selected := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if name != "stack" && name != "core" && name != "theirs" {
+			return nil, fmt.Errorf("unknown build %q (want stack, core or theirs)", name)
+		}
+		selected[name] = true
+	}
+	return selected, nil
+}
+
+// runAlternating runs w flags.Runs times on every build, rotating which goes
+// first, and returns the results by library name. With -json it prints each
+// result as it comes; it warns on stderr of runs in which Apply calls failed.
+func runAlternating(ctx context.Context, w benchload.Workload, builds []contender, flags *benchload.Flags,
+	encoder *json.Encoder, stderr io.Writer) (map[string][]benchload.Result, error) {
+	results := map[string][]benchload.Result{}
+	for i := range flags.Runs {
+		// Rotate who goes first, so no build always runs on the
+		// machine another just warmed up (or heated).
+		for j := range builds {
+			c := builds[(i+j)%len(builds)]
+			res, err := benchload.Bench(ctx, c.name, w, flags.Options(c.name), c.start)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+			if res.Errors > 0 {
+				fmt.Fprintf(stderr, "versus: %s %s: %d Apply calls failed, the first with: %s\n",
+					c.name, w.Name(), res.Errors, res.FirstError)
+			}
+			if flags.JSON {
+				if err := encoder.Encode(res); err != nil {
+					return nil, err
+				}
+			}
+			results[c.name] = append(results[c.name], res)
+		}
+	}
+	return results, nil
 }
