@@ -276,43 +276,13 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		return
 	}
 
-	var configuration Configuration
-	configurationIndex := req.ConfigurationIndex
-	var err error
-	if req.SnapshotVersion > 0 {
-		configuration, err = decodeConfiguration(req.Configuration)
-	} else {
-		configuration, err = decodePeers(req.Peers, r.trans)
-		configurationIndex = req.LastLogIndex
-	}
+	sinkID, configuration, configurationIndex, err := r.receiveSnapshot(rpc, req)
 	if err != nil {
-		rpcErr = fmt.Errorf("install snapshot: corrupt configuration: %w", err)
+		rpcErr = err
 		return
 	}
 
-	sink, err := r.snapshots.Create(SnapshotVersionMax, req.LastLogIndex, req.LastLogTerm, configuration, configurationIndex, r.trans)
-	if err != nil {
-		rpcErr = fmt.Errorf("failed to create snapshot to install: %w", err)
-		return
-	}
-	n, err := io.Copy(sink, io.LimitReader(rpc.Reader, req.Size))
-	if err != nil {
-		_ = sink.Cancel()
-		rpcErr = fmt.Errorf("failed to copy snapshot: %w", err)
-		return
-	}
-	if n != req.Size {
-		_ = sink.Cancel()
-		r.logger.Error("failed to receive whole snapshot", "received", n, "expected", req.Size)
-		rpcErr = errShortRead
-		return
-	}
-	if err := sink.Close(); err != nil {
-		rpcErr = fmt.Errorf("failed to finalize snapshot: %w", err)
-		return
-	}
-
-	restore := &restoreFuture{ID: sink.ID()}
+	restore := &restoreFuture{ID: sinkID}
 	r.initFuture(&restore.deferError)
 	select {
 	case r.fsmMutateCh <- restore:
@@ -321,7 +291,7 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		return
 	}
 	if err := restore.Error(); err != nil {
-		r.logger.Error("failed to restore snapshot", "id", sink.ID(), "error", err)
+		r.logger.Error("failed to restore snapshot", "id", sinkID, "error", err)
 		rpcErr = err
 		return
 	}
@@ -338,6 +308,41 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	r.logger.Info("installed remote snapshot", "index", req.LastLogIndex, "term", req.LastLogTerm)
 	resp.Success = true
 	r.lastContact.store(time.Now())
+}
+
+// receiveSnapshot stores the snapshot an InstallSnapshot request carries in
+// the snapshot store: its configuration, then exactly req.Size bytes of
+// data. It returns the new snapshot's ID and configuration.
+func (r *Raft) receiveSnapshot(rpc RPC, req *InstallSnapshotRequest) (id string, configuration Configuration, configurationIndex uint64, err error) {
+	configurationIndex = req.ConfigurationIndex
+	if req.SnapshotVersion > 0 {
+		configuration, err = decodeConfiguration(req.Configuration)
+	} else {
+		configuration, err = decodePeers(req.Peers, r.trans)
+		configurationIndex = req.LastLogIndex
+	}
+	if err != nil {
+		return "", Configuration{}, 0, fmt.Errorf("install snapshot: corrupt configuration: %w", err)
+	}
+
+	sink, err := r.snapshots.Create(SnapshotVersionMax, req.LastLogIndex, req.LastLogTerm, configuration, configurationIndex, r.trans)
+	if err != nil {
+		return "", Configuration{}, 0, fmt.Errorf("failed to create snapshot to install: %w", err)
+	}
+	n, err := io.Copy(sink, io.LimitReader(rpc.Reader, req.Size))
+	if err != nil {
+		_ = sink.Cancel()
+		return "", Configuration{}, 0, fmt.Errorf("failed to copy snapshot: %w", err)
+	}
+	if n != req.Size {
+		_ = sink.Cancel()
+		r.logger.Error("failed to receive whole snapshot", "received", n, "expected", req.Size)
+		return "", Configuration{}, 0, errShortRead
+	}
+	if err := sink.Close(); err != nil {
+		return "", Configuration{}, 0, fmt.Errorf("failed to finalize snapshot: %w", err)
+	}
+	return sink.ID(), configuration, configurationIndex, nil
 }
 
 // isMonotonic reports whether the log store cannot hold gaps.
