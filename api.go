@@ -269,12 +269,8 @@ func (r *Raft) Stats() map[string]string {
 	s["latest_configuration_index"] = toString(latest.index)
 	s["latest_configuration"] = fmt.Sprintf("%+v", latest.configuration.Servers)
 	numPeers := 0
-	if hasVote(latest.configuration, r.localID) {
-		for _, server := range latest.configuration.Servers {
-			if server.Suffrage == Voter && server.ID != r.localID {
-				numPeers++
-			}
-		}
+	if voters := votersOf(latest.configuration); voters.isVoter(r.localID) {
+		numPeers = voters.size() - 1
 	}
 	s["num_peers"] = strconv.Itoa(numPeers)
 	switch last := r.LastContact(); {

@@ -1,23 +1,6 @@
 package raft
 
-import (
-	"slices"
-	"sync"
-)
-
-// quorumIndex returns the highest index that a majority of matchIndexes
-// have reached: sorted in descending order, the value at position n/2.
-// It returns 0 for no voters.
-func quorumIndex(matchIndexes []uint64) uint64 {
-	if len(matchIndexes) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(matchIndexes)
-	slices.Sort(sorted)
-	// Ascending order: the majority of n is n/2+1 servers, the lowest of
-	// which sits at position (n-1)/2 from the start.
-	return sorted[(len(sorted)-1)/2]
-}
+import "sync"
 
 // commitment tracks the leader's commit index from the match indexes of the
 // voters of the latest configuration. Replicators and the log writer report
@@ -55,10 +38,8 @@ func (c *commitment) setConfiguration(configuration Configuration) {
 	defer c.mu.Unlock()
 	old := c.matchIndexes
 	c.matchIndexes = make(map[ServerID]uint64, len(configuration.Servers))
-	for _, server := range configuration.Servers {
-		if server.Suffrage == Voter {
-			c.matchIndexes[server.ID] = old[server.ID]
-		}
+	for _, id := range votersOf(configuration).ids {
+		c.matchIndexes[id] = old[id]
 	}
 	c.recalculate()
 }

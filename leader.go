@@ -330,33 +330,27 @@ func (r *Raft) stepDownRemoved() {
 func (r *Raft) checkLeaderLease() <-chan time.Time {
 	ls := &r.leaderState
 	leaseTimeout := r.config().LeaderLeaseTimeout
-	contacted := 0
+	contacted := votersOf(r.configurations.latest).newTally()
+	contacted.grant(r.localID)
 	var maxDiff time.Duration
 	now := time.Now()
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage != Voter {
-			continue
-		}
-		if server.ID == r.localID {
-			contacted++
-			continue
-		}
-		repl, ok := ls.replState[server.ID]
+	for _, id := range contacted.voters.ids {
+		repl, ok := ls.replState[id]
 		if !ok {
 			continue
 		}
 		diff := now.Sub(repl.lastContact.load())
 		if diff <= leaseTimeout {
-			contacted++
+			contacted.grant(id)
 			maxDiff = max(maxDiff, diff)
 		} else if diff <= 3*leaseTimeout {
-			r.logger.Warn("failed to contact", "server-id", server.ID, "time", diff)
+			r.logger.Warn("failed to contact", "server-id", id, "time", diff)
 		} else {
-			r.logger.Debug("failed to contact", "server-id", server.ID, "time", diff)
+			r.logger.Debug("failed to contact", "server-id", id, "time", diff)
 		}
 		addSample([]string{"raft", "leader", "lastContact"}, float32(diff.Milliseconds()))
 	}
-	if contacted < r.quorumSize() {
+	if !contacted.won() {
 		r.logger.Warn("failed to contact quorum of nodes, stepping down")
 		r.setState(Follower)
 		incrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
@@ -387,12 +381,8 @@ func (r *Raft) handleOpLeader(op interface{}) {
 // from a quorum of voters confirm we still lead.
 func (r *Raft) startVerify(v *verifyFuture) {
 	ls := &r.leaderState
-	v.quorumSize = r.quorumSize()
-	v.votes = 0
-	if hasVote(r.configurations.latest, r.localID) {
-		v.votes = 1
-	}
-	if v.votes >= v.quorumSize {
+	v.tally = votersOf(r.configurations.latest).newTally()
+	if v.tally.grant(r.localID) {
 		v.answer(r, nil)
 		r.readRoundDone(v)
 		return
@@ -400,11 +390,8 @@ func (r *Raft) startVerify(v *verifyFuture) {
 	v.notifyCh = ls.verifyDoneCh
 	v.stopCh = ls.stopCh
 	ls.notify[v] = struct{}{}
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage != Voter {
-			continue
-		}
-		if repl, ok := ls.replState[server.ID]; ok {
+	for _, id := range v.tally.voters.ids {
+		if repl, ok := ls.replState[id]; ok {
 			repl.addVerify(v)
 		}
 	}
@@ -422,7 +409,7 @@ func (r *Raft) finishVerify(v *verifyFuture) {
 		repl.removeVerify(v)
 	}
 	v.mu.Lock()
-	confirmed := v.votes >= v.quorumSize
+	confirmed := v.tally.won()
 	v.mu.Unlock()
 	if confirmed {
 		v.answer(r, nil)

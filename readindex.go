@@ -173,16 +173,14 @@ func (r *Raft) leaseValid(now time.Time) bool {
 		return false
 	}
 	var acked []time.Time
-	need := r.quorumSize()
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage != Voter {
-			continue
-		}
-		if server.ID == r.localID {
+	voters := votersOf(r.configurations.latest)
+	need := voters.quorum()
+	for _, id := range voters.ids {
+		if id == r.localID {
 			need--
 			continue
 		}
-		if repl, ok := ls.replState[server.ID]; ok {
+		if repl, ok := ls.replState[id]; ok {
 			acked = append(acked, repl.ackedSend.load())
 		}
 	}

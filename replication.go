@@ -586,7 +586,7 @@ func (s *followerReplication) heartbeat() {
 			s.storeAckedSend(start)
 		}
 		for _, v := range verifies {
-			v.vote(resp.Success && resp.Term == s.term)
+			v.vote(peer.ID, resp.Success && resp.Term == s.term)
 		}
 	}
 }

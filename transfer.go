@@ -42,7 +42,7 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	var target *followerReplication
 	if f.id != nil {
 		repl, ok := ls.replState[*f.id]
-		if !ok || !hasVote(r.configurations.latest, *f.id) {
+		if !ok || !votersOf(r.configurations.latest).isVoter(*f.id) {
 			f.respond(errCannotFindPeer)
 			return
 		}
@@ -50,12 +50,12 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	} else {
 		// The voter furthest ahead needs the least catching up.
 		var best uint64
-		for _, server := range r.configurations.latest.Servers {
-			repl, ok := ls.replState[server.ID]
-			if !ok || server.Suffrage != Voter {
+		for _, id := range votersOf(r.configurations.latest).ids {
+			repl, ok := ls.replState[id]
+			if !ok {
 				continue
 			}
-			if match := ls.commitment.matchIndexOf(server.ID); target == nil || match > best {
+			if match := ls.commitment.matchIndexOf(id); target == nil || match > best {
 				target, best = repl, match
 			}
 		}
