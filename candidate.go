@@ -82,16 +82,9 @@ func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bo
 	}
 	electionTimer := r.randomTimeout(r.config().ElectionTimeout)
 	for r.getState() == Candidate {
-		r.mainSaturation.sleeping()
-		select {
-		case rpc := <-r.rpcCh:
-			r.mainSaturation.working()
-			r.processRPC(rpc)
-		case rpc := <-r.heartbeatCh:
-			r.mainSaturation.working()
-			r.processRPC(rpc)
-		case vote := <-votes:
-			r.mainSaturation.working()
+		event, vote := r.serveNonLeader(electionTimer, nil, votes)
+		switch event {
+		case voteArrived:
 			if vote.term > term {
 				r.logger.Debug("newer term discovered, fallback to follower", "round", round, "term", vote.term)
 				_ = r.stepDownTo(vote.term)
@@ -107,24 +100,10 @@ func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bo
 			} else if !count.lost() && count.refuse(vote.voterID) {
 				r.logger.Info("round lost, waiting for election timeout", "round", round, "term", term, "refused", count.refusals())
 			}
-		case a := <-r.applyCh:
-			r.mainSaturation.working()
-			a.respond(ErrNotLeader)
-		case f := <-r.readCh:
-			r.mainSaturation.working()
-			f.respond(ErrNotLeader)
-		case c := <-r.configurationChangeCh:
-			r.mainSaturation.working()
-			c.respond(ErrNotLeader)
-		case op := <-r.opsCh:
-			r.mainSaturation.working()
-			r.handleOpNotLeader(op)
-		case <-electionTimer:
-			r.mainSaturation.working()
+		case timerFired:
 			r.logger.Warn("election timeout reached, restarting", "round", round, "term", term)
 			return false
-		case <-r.shutdownCh:
-			r.mainSaturation.working()
+		case shuttingDown:
 			return false
 		}
 	}

@@ -182,7 +182,7 @@ func (r *Raft) leaderLoop() {
 			r.appendConfigurationEntry(f)
 		case op := <-r.opsCh:
 			r.mainSaturation.working()
-			r.handleOpLeader(op)
+			op.serveLeader(r)
 		case <-leaseTimer:
 			r.mainSaturation.working()
 			leaseTimer = r.checkLeaderLease()
@@ -356,25 +356,6 @@ func (r *Raft) checkLeaderLease() <-chan time.Time {
 		incrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
 	}
 	return time.After(max(leaseTimeout-maxDiff, minCheckInterval))
-}
-
-// handleOpLeader serves a main-loop request as leader.
-func (r *Raft) handleOpLeader(op interface{}) {
-	switch op := op.(type) {
-	case *configurationsFuture:
-		op.configurations = r.configurations.Clone()
-		op.respond(nil)
-	case *bootstrapFuture:
-		op.respond(ErrCantBootstrap)
-	case *verifyFuture:
-		r.startVerify(op)
-	case *leadershipTransferFuture:
-		r.startLeadershipTransfer(op)
-	case *userRestoreFuture:
-		r.restoreUserSnapshot(op)
-	default:
-		r.logger.Error("unexpected request on main loop", "type", op)
-	}
 }
 
 // startVerify starts a leadership check: a heartbeat round whose answers

@@ -72,7 +72,7 @@ type Raft struct {
 	readCh chan *readIndexFuture
 	// opsCh carries every other request for the main loop: verify,
 	// configuration reads, bootstrap, transfer, restore.
-	opsCh chan interface{}
+	opsCh chan mainLoopRequest
 	// configurationChangeCh carries membership changes; the leader reads
 	// it only while no change is in flight.
 	configurationChangeCh chan *configurationChangeFuture
@@ -82,7 +82,7 @@ type Raft struct {
 	// the fast path could not answer on its own.
 	heartbeatCh chan RPC
 	// fsmMutateCh carries committed batches and restores to the FSM runner.
-	fsmMutateCh chan interface{}
+	fsmMutateCh chan fsmRequest
 	// fsmSnapshotCh carries snapshot requests to the FSM runner.
 	fsmSnapshotCh chan *reqSnapshotFuture
 	// userSnapshotCh carries user snapshot requests to the snapshot runner.
@@ -206,11 +206,11 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		stable:                stable,
 		snapshots:             snaps,
 		trans:                 trans,
-		opsCh:                 make(chan interface{}),
+		opsCh:                 make(chan mainLoopRequest),
 		configurationChangeCh: make(chan *configurationChangeFuture),
 		rpcCh:                 trans.Consumer(),
 		heartbeatCh:           make(chan RPC),
-		fsmMutateCh:           make(chan interface{}, fsmQueueSize),
+		fsmMutateCh:           make(chan fsmRequest, fsmQueueSize),
 		fsmSnapshotCh:         make(chan *reqSnapshotFuture),
 		userSnapshotCh:        make(chan *userSnapshotFuture),
 		timerResetCh:          make(chan struct{}, 1),

@@ -43,7 +43,7 @@ func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Durati
 	}
 	f := &userRestoreFuture{meta: meta, reader: reader}
 	r.initFuture(&f.deferError)
-	r.sendOp(f, &f.deferError, timeout)
+	r.sendOp(f, timeout)
 	return f.Error()
 }
 

@@ -20,7 +20,7 @@ func (r *Raft) initiateLeadershipTransfer(id *ServerID, address *ServerAddress) 
 	}
 	f := &leadershipTransferFuture{id: id, address: address}
 	r.initFuture(&f.deferError)
-	r.sendOp(f, &f.deferError, 0)
+	r.sendOp(f, 0)
 	return f
 }
 
