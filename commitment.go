@@ -1,6 +1,9 @@
 package raft
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // commitment tracks the leader's commit index from the match indexes of the
 // voters of the latest configuration. Replicators and the log writer report
@@ -19,6 +22,15 @@ type commitment struct {
 	// are committed by counting replicas only from here on; earlier ones
 	// commit with it.
 	startIndex uint64
+	// waiters are woken when a server's match index reaches theirs.
+	waiters []*matchWaiter
+}
+
+// matchWaiter is one awaitMatch call.
+type matchWaiter struct {
+	server  ServerID
+	index   uint64
+	reached chan struct{}
 }
 
 func newCommitment(commitCh chan struct{}, configuration Configuration, startIndex uint64) *commitment {
@@ -66,7 +78,40 @@ func (c *commitment) match(server ServerID, matchIndex uint64) {
 	if prev, ok := c.matchIndexes[server]; ok && matchIndex > prev {
 		c.matchIndexes[server] = matchIndex
 		c.recalculate()
+		if len(c.waiters) > 0 {
+			c.wake(server, matchIndex)
+		}
 	}
+}
+
+// awaitMatch returns a channel that is closed once server, a voter, holds
+// every entry up to index durably, and a function to call when no longer
+// waiting. A leadership transfer waits on it for its target to catch up.
+func (c *commitment) awaitMatch(server ServerID, index uint64) (reached <-chan struct{}, stop func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := &matchWaiter{server: server, index: index, reached: make(chan struct{})}
+	if c.matchIndexes[server] >= index {
+		close(w.reached)
+		return w.reached, func() {}
+	}
+	c.waiters = append(c.waiters, w)
+	return w.reached, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.waiters = slices.DeleteFunc(c.waiters, func(other *matchWaiter) bool { return other == w })
+	}
+}
+
+// wake releases the waiters of server up to matchIndex. Callers hold mu.
+func (c *commitment) wake(server ServerID, matchIndex uint64) {
+	c.waiters = slices.DeleteFunc(c.waiters, func(w *matchWaiter) bool {
+		if w.server != server || w.index > matchIndex {
+			return false
+		}
+		close(w.reached)
+		return true
+	})
 }
 
 // recalculate moves the commit index forward when a quorum allows it.

@@ -93,8 +93,6 @@ type Raft struct {
 	// the newest value only.
 	leaderCh chan bool
 
-	// leaderState is the leader's per-term state; main loop only.
-	leaderState leaderState
 	// candidateFromLeadershipTransfer is set by TimeoutNow: the next
 	// election skips prevote and asks voters to ignore their leader.
 	candidateFromLeadershipTransfer atomic.Bool

@@ -9,19 +9,19 @@ type mainLoopRequest interface {
 	// respond fails the request before the main loop took it.
 	respond(err error)
 	// serveLeader answers the request on the leader's loop.
-	serveLeader(r *Raft)
+	serveLeader(l *leader)
 	// serveNonLeader answers the request on a follower's or a candidate's
 	// loop.
 	serveNonLeader(r *Raft)
 }
 
-func (f *configurationsFuture) serveLeader(r *Raft) { f.serveNonLeader(r) }
+func (f *configurationsFuture) serveLeader(l *leader) { f.serveNonLeader(l.r) }
 func (f *configurationsFuture) serveNonLeader(r *Raft) {
 	f.configurations = r.configurations.Clone()
 	f.respond(nil)
 }
 
-func (f *bootstrapFuture) serveLeader(*Raft) { f.respond(ErrCantBootstrap) }
+func (f *bootstrapFuture) serveLeader(*leader) { f.respond(ErrCantBootstrap) }
 func (f *bootstrapFuture) serveNonLeader(r *Raft) {
 	if r.getState() != Follower {
 		f.respond(ErrCantBootstrap)
@@ -30,14 +30,14 @@ func (f *bootstrapFuture) serveNonLeader(r *Raft) {
 	f.respond(r.liveBootstrap(f.configuration))
 }
 
-func (v *verifyFuture) serveLeader(r *Raft)  { r.startVerify(v) }
-func (v *verifyFuture) serveNonLeader(*Raft) { v.respond(ErrNotLeader) }
+func (v *verifyFuture) serveLeader(l *leader) { l.startVerify(v) }
+func (v *verifyFuture) serveNonLeader(*Raft)  { v.respond(ErrNotLeader) }
 
-func (f *leadershipTransferFuture) serveLeader(r *Raft)  { r.startLeadershipTransfer(f) }
-func (f *leadershipTransferFuture) serveNonLeader(*Raft) { f.respond(ErrNotLeader) }
+func (f *leadershipTransferFuture) serveLeader(l *leader) { l.startLeadershipTransfer(f) }
+func (f *leadershipTransferFuture) serveNonLeader(*Raft)  { f.respond(ErrNotLeader) }
 
-func (f *userRestoreFuture) serveLeader(r *Raft)  { r.restoreUserSnapshot(f) }
-func (f *userRestoreFuture) serveNonLeader(*Raft) { f.respond(ErrNotLeader) }
+func (f *userRestoreFuture) serveLeader(l *leader) { l.restoreUserSnapshot(f) }
+func (f *userRestoreFuture) serveNonLeader(*Raft)  { f.respond(ErrNotLeader) }
 
 // sendOp hands a request to the main loop, waiting at most timeout (0:
 // forever). It returns false, having answered the request, when that fails.
