@@ -60,22 +60,6 @@ func enqueueTimer(timeout time.Duration) (<-chan time.Time, func()) {
 	return t.C, func() { t.Stop() }
 }
 
-// sendOp hands a request to the main loop, waiting at most timeout (0:
-// forever). It returns false, having answered the future, when that fails.
-func (r *Raft) sendOp(op interface{}, d *deferError, timeout time.Duration) bool {
-	timer, stop := enqueueTimer(timeout)
-	defer stop()
-	select {
-	case r.opsCh <- op:
-		return true
-	case <-timer:
-		d.respond(ErrEnqueueTimeout)
-	case <-r.shutdownCh:
-		d.respond(ErrRaftShutdown)
-	}
-	return false
-}
-
 // initFuture prepares a future's completion part for this node.
 func (r *Raft) initFuture(d *deferError) {
 	d.shutdownCh = r.shutdownCh
@@ -89,7 +73,7 @@ func (r *Raft) VerifyLeader() Future {
 	incrCounter([]string{"raft", "verify_leader"}, 1)
 	v := &verifyFuture{}
 	r.initFuture(&v.deferError)
-	r.sendOp(v, &v.deferError, 0)
+	r.sendOp(v, 0)
 	return v
 }
 
@@ -105,7 +89,7 @@ func (r *Raft) GetConfiguration() ConfigurationFuture {
 func (r *Raft) getConfigurations() (configurations, error) {
 	f := &configurationsFuture{}
 	r.initFuture(&f.deferError)
-	if !r.sendOp(f, &f.deferError, 0) {
+	if !r.sendOp(f, 0) {
 		return configurations{}, f.Error()
 	}
 	if err := f.Error(); err != nil {
@@ -120,7 +104,7 @@ func (r *Raft) getConfigurations() (configurations, error) {
 func (r *Raft) BootstrapCluster(configuration Configuration) Future {
 	f := &bootstrapFuture{configuration: configuration}
 	r.initFuture(&f.deferError)
-	r.sendOp(f, &f.deferError, 0)
+	r.sendOp(f, 0)
 	return f
 }
 
@@ -269,12 +253,8 @@ func (r *Raft) Stats() map[string]string {
 	s["latest_configuration_index"] = toString(latest.index)
 	s["latest_configuration"] = fmt.Sprintf("%+v", latest.configuration.Servers)
 	numPeers := 0
-	if hasVote(latest.configuration, r.localID) {
-		for _, server := range latest.configuration.Servers {
-			if server.Suffrage == Voter && server.ID != r.localID {
-				numPeers++
-			}
-		}
+	if voters := votersOf(latest.configuration); voters.isVoter(r.localID) {
+		numPeers = voters.size() - 1
 	}
 	s["num_peers"] = strconv.Itoa(numPeers)
 	switch last := r.LastContact(); {

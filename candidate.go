@@ -12,17 +12,6 @@ type voteResult struct {
 	granted bool
 }
 
-// quorumSize is how many votes win in the latest configuration.
-func (r *Raft) quorumSize() int {
-	voters := 0
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage == Voter {
-			voters++
-		}
-	}
-	return voters/2 + 1
-}
-
 // runCandidate campaigns: a prevote round first (unless prevote is off or
 // the leader asked us to take over), then a real election.
 func (r *Raft) runCandidate() {
@@ -87,59 +76,34 @@ func (r *Raft) runElection(transfer bool) {
 // changed (a newer term, a leader's RPC, shutdown) or the election timer
 // fired with the role still Candidate, for the caller to start anew.
 func (r *Raft) awaitVotes(round string, term uint64, votes <-chan voteResult) bool {
-	needed := r.quorumSize()
-	granted, refused := 0, 0
-	if hasVote(r.configurations.latest, r.localID) {
-		granted++
-	}
-	if granted >= needed {
+	count := votersOf(r.configurations.latest).newTally()
+	if count.grant(r.localID) {
 		return true
 	}
 	electionTimer := r.randomTimeout(r.config().ElectionTimeout)
 	for r.getState() == Candidate {
-		r.mainSaturation.sleeping()
-		select {
-		case rpc := <-r.rpcCh:
-			r.mainSaturation.working()
-			r.processRPC(rpc)
-		case rpc := <-r.heartbeatCh:
-			r.mainSaturation.working()
-			r.processRPC(rpc)
-		case vote := <-votes:
-			r.mainSaturation.working()
+		event, vote := r.serveNonLeader(electionTimer, nil, votes)
+		switch event {
+		case voteArrived:
 			if vote.term > term {
 				r.logger.Debug("newer term discovered, fallback to follower", "round", round, "term", vote.term)
 				_ = r.stepDownTo(vote.term)
 				return false
 			}
 			if vote.granted {
-				granted++
-				r.logger.Debug("vote granted", "round", round, "from", vote.voterID, "term", term, "tally", granted)
-				if granted >= needed {
-					r.logger.Info("round won", "round", round, "term", term, "tally", granted)
+				won := count.grant(vote.voterID)
+				r.logger.Debug("vote granted", "round", round, "from", vote.voterID, "term", term, "tally", count.grants())
+				if won {
+					r.logger.Info("round won", "round", round, "term", term, "tally", count.grants())
 					return true
 				}
-			} else if refused++; refused == needed {
-				r.logger.Info("round lost, waiting for election timeout", "round", round, "term", term, "refused", refused)
+			} else if !count.lost() && count.refuse(vote.voterID) {
+				r.logger.Info("round lost, waiting for election timeout", "round", round, "term", term, "refused", count.refusals())
 			}
-		case a := <-r.applyCh:
-			r.mainSaturation.working()
-			a.respond(ErrNotLeader)
-		case f := <-r.readCh:
-			r.mainSaturation.working()
-			f.respond(ErrNotLeader)
-		case c := <-r.configurationChangeCh:
-			r.mainSaturation.working()
-			c.respond(ErrNotLeader)
-		case op := <-r.opsCh:
-			r.mainSaturation.working()
-			r.handleOpNotLeader(op)
-		case <-electionTimer:
-			r.mainSaturation.working()
+		case timerFired:
 			r.logger.Warn("election timeout reached, restarting", "round", round, "term", term)
 			return false
-		case <-r.shutdownCh:
-			r.mainSaturation.working()
+		case shuttingDown:
 			return false
 		}
 	}
@@ -161,9 +125,10 @@ func (r *Raft) becomeLeader(term uint64) {
 // stops listening.
 func (r *Raft) askVoters(ask func(Server) voteResult) <-chan voteResult {
 	servers := r.configurations.latest.Servers
+	voters := votersOf(r.configurations.latest)
 	results := make(chan voteResult, len(servers))
 	for _, server := range servers {
-		if server.Suffrage != Voter || server.ID == r.localID {
+		if !voters.isVoter(server.ID) || server.ID == r.localID {
 			continue
 		}
 		// Tracked so that Shutdown waits for RPCs still in flight.

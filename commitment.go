@@ -5,20 +5,6 @@ import (
 	"sync"
 )
 
-// quorumIndex returns the highest index that a majority of matchIndexes
-// have reached: sorted in descending order, the value at position n/2.
-// It returns 0 for no voters.
-func quorumIndex(matchIndexes []uint64) uint64 {
-	if len(matchIndexes) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(matchIndexes)
-	slices.Sort(sorted)
-	// Ascending order: the majority of n is n/2+1 servers, the lowest of
-	// which sits at position (n-1)/2 from the start.
-	return sorted[(len(sorted)-1)/2]
-}
-
 // commitment tracks the leader's commit index from the match indexes of the
 // voters of the latest configuration. Replicators and the log writer report
 // matches from their goroutines; the leader loop is told through commitCh
@@ -36,6 +22,15 @@ type commitment struct {
 	// are committed by counting replicas only from here on; earlier ones
 	// commit with it.
 	startIndex uint64
+	// waiters are woken when a server's match index reaches theirs.
+	waiters []*matchWaiter
+}
+
+// matchWaiter is one awaitMatch call.
+type matchWaiter struct {
+	server  ServerID
+	index   uint64
+	reached chan struct{}
 }
 
 func newCommitment(commitCh chan struct{}, configuration Configuration, startIndex uint64) *commitment {
@@ -55,10 +50,8 @@ func (c *commitment) setConfiguration(configuration Configuration) {
 	defer c.mu.Unlock()
 	old := c.matchIndexes
 	c.matchIndexes = make(map[ServerID]uint64, len(configuration.Servers))
-	for _, server := range configuration.Servers {
-		if server.Suffrage == Voter {
-			c.matchIndexes[server.ID] = old[server.ID]
-		}
+	for _, id := range votersOf(configuration).ids {
+		c.matchIndexes[id] = old[id]
 	}
 	c.recalculate()
 }
@@ -85,7 +78,40 @@ func (c *commitment) match(server ServerID, matchIndex uint64) {
 	if prev, ok := c.matchIndexes[server]; ok && matchIndex > prev {
 		c.matchIndexes[server] = matchIndex
 		c.recalculate()
+		if len(c.waiters) > 0 {
+			c.wake(server, matchIndex)
+		}
 	}
+}
+
+// awaitMatch returns a channel that is closed once server, a voter, holds
+// every entry up to index durably, and a function to call when no longer
+// waiting. A leadership transfer waits on it for its target to catch up.
+func (c *commitment) awaitMatch(server ServerID, index uint64) (reached <-chan struct{}, stop func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := &matchWaiter{server: server, index: index, reached: make(chan struct{})}
+	if c.matchIndexes[server] >= index {
+		close(w.reached)
+		return w.reached, func() {}
+	}
+	c.waiters = append(c.waiters, w)
+	return w.reached, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.waiters = slices.DeleteFunc(c.waiters, func(other *matchWaiter) bool { return other == w })
+	}
+}
+
+// wake releases the waiters of server up to matchIndex. Callers hold mu.
+func (c *commitment) wake(server ServerID, matchIndex uint64) {
+	c.waiters = slices.DeleteFunc(c.waiters, func(w *matchWaiter) bool {
+		if w.server != server || w.index > matchIndex {
+			return false
+		}
+		close(w.reached)
+		return true
+	})
 }
 
 // recalculate moves the commit index forward when a quorum allows it.

@@ -29,7 +29,6 @@ type configurationChangeRequest struct {
 func checkConfiguration(configuration Configuration) error {
 	seenIDs := make(map[ServerID]struct{}, len(configuration.Servers))
 	seenAddresses := make(map[ServerAddress]struct{}, len(configuration.Servers))
-	voters := 0
 	for _, server := range configuration.Servers {
 		if server.ID == "" {
 			return fmt.Errorf("empty ID in configuration: %v", server)
@@ -45,11 +44,8 @@ func checkConfiguration(configuration Configuration) error {
 			return fmt.Errorf("found duplicate address in configuration: %v", server.Address)
 		}
 		seenAddresses[server.Address] = struct{}{}
-		if server.Suffrage == Voter {
-			voters++
-		}
 	}
-	if voters == 0 {
+	if votersOf(configuration).size() == 0 {
 		return fmt.Errorf("need at least one voter in configuration: %v", configuration)
 	}
 	return nil
@@ -116,17 +112,6 @@ func nextConfiguration(current Configuration, currentIndex uint64, change config
 		return Configuration{}, err
 	}
 	return configuration, nil
-}
-
-// hasVote reports whether the server with this ID is a Voter in the
-// configuration. Nonvoter and Staging servers have no vote.
-func hasVote(configuration Configuration, id ServerID) bool {
-	for _, server := range configuration.Servers {
-		if server.ID == id {
-			return server.Suffrage == Voter
-		}
-	}
-	return false
 }
 
 // inConfiguration reports whether the configuration lists a server with this

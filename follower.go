@@ -14,89 +14,55 @@ func (r *Raft) runFollower() {
 	heartbeatTimer := r.randomTimeout(r.config().HeartbeatTimeout)
 
 	for r.getState() == Follower {
-		r.mainSaturation.sleeping()
-		select {
-		case rpc := <-r.rpcCh:
-			r.mainSaturation.working()
-			r.processRPC(rpc)
-		case rpc := <-r.heartbeatCh:
-			r.mainSaturation.working()
-			r.processRPC(rpc)
-		case a := <-r.applyCh:
-			r.mainSaturation.working()
-			a.respond(ErrNotLeader)
-		case f := <-r.readCh:
-			r.mainSaturation.working()
-			f.respond(ErrNotLeader)
-		case c := <-r.configurationChangeCh:
-			r.mainSaturation.working()
-			c.respond(ErrNotLeader)
-		case op := <-r.opsCh:
-			r.mainSaturation.working()
-			r.handleOpNotLeader(op)
-		case <-r.timerResetCh:
-			r.mainSaturation.working()
+		event, _ := r.serveNonLeader(heartbeatTimer, r.timerResetCh, nil)
+		switch event {
+		case timerReset:
 			heartbeatTimer = r.randomTimeout(r.config().HeartbeatTimeout)
-		case <-heartbeatTimer:
-			r.mainSaturation.working()
+		case timerFired:
 			timeout := r.config().HeartbeatTimeout
 			heartbeatTimer = r.randomTimeout(timeout)
 			if time.Since(r.lastContact.load()) < timeout {
 				continue
 			}
-			// The leader has gone quiet: forget it, so that prevotes and
-			// votes for others are no longer refused on its account.
-			r.setLeader("", "")
-			latest := r.configurations.latest
-			switch {
-			case r.configurations.latestIndex == 0:
-				if !warnedNoPeers {
-					r.logger.Warn("no known peers, aborting election")
-					warnedNoPeers = true
-				}
-			case r.configurations.latestIndex == r.configurations.committedIndex && !hasVote(latest, r.localID):
-				if !warnedNoPeers {
-					r.logger.Warn("not part of stable configuration, aborting election")
-					warnedNoPeers = true
-				}
-			case !hasVote(latest, r.localID):
-				// A nonvoter, or removed in a configuration not yet
-				// committed: never campaign.
-			default:
-				incrCounter([]string{"raft", "transition", "heartbeat_timeout"}, 1)
-				r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", leaderAddr, "last-leader-id", leaderID)
+			if r.leaderSilent(&warnedNoPeers, leaderAddr, leaderID) {
 				r.setState(Candidate)
 				return
 			}
-		case <-r.shutdownCh:
-			r.mainSaturation.working()
+		case shuttingDown:
 			return
 		}
 	}
 }
 
-// handleOpNotLeader answers a main-loop request on a node that is not the
-// leader.
-func (r *Raft) handleOpNotLeader(op interface{}) {
-	switch op := op.(type) {
-	case *configurationsFuture:
-		op.configurations = r.configurations.Clone()
-		op.respond(nil)
-	case *bootstrapFuture:
-		if r.getState() != Follower {
-			op.respond(ErrCantBootstrap)
-			return
+// leaderSilent is called when no leader was heard for a heartbeat timeout.
+// It forgets the leader and reports whether to campaign: only a voter of
+// its latest configuration does. warnedNoPeers keeps the warnings of one
+// follower term to one.
+func (r *Raft) leaderSilent(warnedNoPeers *bool, leaderAddr ServerAddress, leaderID ServerID) bool {
+	// The leader has gone quiet: forget it, so that prevotes and votes for
+	// others are no longer refused on its account.
+	r.setLeader("", "")
+	latest := r.configurations.latest
+	switch {
+	case r.configurations.latestIndex == 0:
+		if !*warnedNoPeers {
+			r.logger.Warn("no known peers, aborting election")
+			*warnedNoPeers = true
 		}
-		op.respond(r.liveBootstrap(op.configuration))
-	case *verifyFuture:
-		op.respond(ErrNotLeader)
-	case *leadershipTransferFuture:
-		op.respond(ErrNotLeader)
-	case *userRestoreFuture:
-		op.respond(ErrNotLeader)
+	case r.configurations.latestIndex == r.configurations.committedIndex && !hasVote(latest, r.localID):
+		if !*warnedNoPeers {
+			r.logger.Warn("not part of stable configuration, aborting election")
+			*warnedNoPeers = true
+		}
+	case !hasVote(latest, r.localID):
+		// A nonvoter, or removed in a configuration not yet committed:
+		// never campaign.
 	default:
-		r.logger.Error("unexpected request on main loop", "type", op)
+		incrCounter([]string{"raft", "transition", "heartbeat_timeout"}, 1)
+		r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", leaderAddr, "last-leader-id", leaderID)
+		return true
 	}
+	return false
 }
 
 // maxAppendGroup bounds how many AppendEntries requests waiting on the

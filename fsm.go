@@ -76,7 +76,7 @@ func (r *Raft) sendToFSM(batch []commitTuple) bool {
 	}
 	start := time.Now()
 	select {
-	case r.fsmMutateCh <- batch:
+	case r.fsmMutateCh <- commitBatch(batch):
 		measureSince([]string{"raft", "fsm", "enqueue"}, start)
 		return true
 	case <-r.shutdownCh:
@@ -84,87 +84,104 @@ func (r *Raft) sendToFSM(batch []commitTuple) bool {
 	}
 }
 
+// fsmRequest is a request for the FSM runner on fsmMutateCh. Each request
+// says how the runner serves it, so there is no request it cannot answer.
+type fsmRequest interface {
+	serveFSM(fr *fsmRunner)
+}
+
+// commitBatch is a batch of committed entries, in index order.
+type commitBatch []commitTuple
+
+func (b commitBatch) serveFSM(fr *fsmRunner)        { fr.applyBatch(b) }
+func (f *restoreFuture) serveFSM(fr *fsmRunner)     { f.respond(fr.r.restoreFSM(f.ID)) }
+func (f *fsmRestoreRequest) serveFSM(fr *fsmRunner) { f.respond(fr.r.restoreFromUser(f)) }
+func (f *fsmDrainFuture) serveFSM(*fsmRunner)       { f.respond(nil) }
+
+// fsmRunner is what the FSM runner knows of the user's FSM.
+type fsmRunner struct {
+	r *Raft
+	// batching is the FSM as a BatchingFSM, or nil.
+	batching BatchingFSM
+	// configStore is the FSM as a ConfigurationStore, or nil.
+	configStore ConfigurationStore
+}
+
 // runFSM is the FSM runner: it applies committed entries in order, takes
 // FSM snapshots and restores them. User FSM code runs only here (and in
 // FSMSnapshot.Persist on the snapshot goroutine).
 func (r *Raft) runFSM() {
-	batchingFSM, batching := r.fsm.(BatchingFSM)
-	configStore, hasConfigStore := r.fsm.(ConfigurationStore)
-
-	applySingle := func(tuple *commitTuple) interface{} {
-		entry := tuple.log
-		switch entry.Type {
-		case LogCommand:
-			start := time.Now()
-			resp := r.fsm.Apply(entry)
-			measureSince(keyFSMApply, start)
-			return resp
-		case LogConfiguration:
-			if !hasConfigStore {
-				return nil
-			}
-			configuration, err := decodeConfiguration(entry.Data)
-			if err != nil {
-				r.logger.Error("bad configuration entry", "index", entry.Index, "error", err)
-				return nil
-			}
-			start := time.Now()
-			configStore.StoreConfiguration(entry.Index, configuration)
-			measureSince([]string{"raft", "fsm", "store_config"}, start)
-		}
-		return nil
-	}
-
-	applyBatch := func(batch []commitTuple) {
-		if len(batch) == 0 {
-			return
-		}
-		if batching {
-			r.applyBatchToFSM(batchingFSM, batch)
-		} else {
-			for i := range batch {
-				tuple := &batch[i]
-				resp := applySingle(tuple)
-				if tuple.future != nil {
-					tuple.future.response = resp
-				}
-			}
-		}
-		// The applied index is published before any future of the batch
-		// resolves, so a caller woken by a future sees AppliedIndex cover it.
-		r.lastApplied.Store(batch[len(batch)-1].log.Index)
-		r.fsmAppliedSinceRestore.Store(true)
-		r.readWaiters.release(batch[len(batch)-1].log.Index)
-		for _, tuple := range batch {
-			if tuple.future != nil {
-				tuple.future.respond(nil)
-			}
-		}
-	}
-
+	fr := &fsmRunner{r: r}
+	fr.batching, _ = r.fsm.(BatchingFSM)
+	fr.configStore, _ = r.fsm.(ConfigurationStore)
 	for {
 		r.fsmSaturation.sleeping()
 		select {
 		case req := <-r.fsmMutateCh:
 			r.fsmSaturation.working()
-			switch req := req.(type) {
-			case []commitTuple:
-				applyBatch(req)
-			case *restoreFuture:
-				req.respond(r.restoreFSM(req.ID))
-			case *fsmRestoreRequest:
-				req.respond(r.restoreFromUser(req))
-			case *fsmDrainFuture:
-				req.respond(nil)
-			default:
-				r.logger.Error("unexpected request for the FSM runner", "type", fmt.Sprintf("%T", req))
-			}
+			req.serveFSM(fr)
 		case req := <-r.fsmSnapshotCh:
 			r.fsmSaturation.working()
 			r.snapshotFSM(req)
 		case <-r.shutdownCh:
 			r.fsmSaturation.working()
 			return
+		}
+	}
+}
+
+// applySingle applies one entry to an FSM that does not batch and returns
+// the FSM's response.
+func (fr *fsmRunner) applySingle(tuple *commitTuple) interface{} {
+	r, entry := fr.r, tuple.log
+	switch entry.Type {
+	case LogCommand:
+		start := time.Now()
+		resp := r.fsm.Apply(entry)
+		measureSince(keyFSMApply, start)
+		return resp
+	case LogConfiguration:
+		if fr.configStore == nil {
+			return nil
+		}
+		configuration, err := decodeConfiguration(entry.Data)
+		if err != nil {
+			r.logger.Error("bad configuration entry", "index", entry.Index, "error", err)
+			return nil
+		}
+		start := time.Now()
+		fr.configStore.StoreConfiguration(entry.Index, configuration)
+		measureSince([]string{"raft", "fsm", "store_config"}, start)
+	}
+	return nil
+}
+
+// applyBatch applies a batch of committed entries and resolves their
+// futures.
+func (fr *fsmRunner) applyBatch(batch commitBatch) {
+	if len(batch) == 0 {
+		return
+	}
+	r := fr.r
+	if fr.batching != nil {
+		r.applyBatchToFSM(fr.batching, batch)
+	} else {
+		for i := range batch {
+			tuple := &batch[i]
+			resp := fr.applySingle(tuple)
+			if tuple.future != nil {
+				tuple.future.response = resp
+			}
+		}
+	}
+	// The applied index is published before any future of the batch
+	// resolves, so a caller woken by a future sees AppliedIndex cover it.
+	r.lastApplied.Store(batch[len(batch)-1].log.Index)
+	r.fsmAppliedSinceRestore.Store(true)
+	r.readWaiters.release(batch[len(batch)-1].log.Index)
+	for _, tuple := range batch {
+		if tuple.future != nil {
+			tuple.future.respond(nil)
 		}
 	}
 }

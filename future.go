@@ -131,12 +131,12 @@ func (s *shutdownFuture) Error() error {
 // verifyFuture collects heartbeat answers of one leadership check.
 type verifyFuture struct {
 	deferError
-	mu         sync.Mutex
-	notifyCh   chan *verifyFuture
-	stopCh     <-chan struct{}
-	quorumSize int
-	votes      int
-	voteDone   bool
+	mu       sync.Mutex
+	notifyCh chan *verifyFuture
+	stopCh   <-chan struct{}
+	// tally counts the voters that confirmed us, ourselves included.
+	tally    *tally
+	voteDone bool
 	// reads are the ReadIndex calls this check confirms, if any.
 	reads []*readIndexFuture
 }
@@ -156,15 +156,14 @@ func (v *verifyFuture) answer(r *Raft, err error) {
 
 // vote records one peer's answer to a heartbeat sent after the check began.
 // A refusal means a newer term exists: the check fails at once.
-func (v *verifyFuture) vote(leader bool) {
+func (v *verifyFuture) vote(peer ServerID, leader bool) {
 	v.mu.Lock()
 	if v.voteDone {
 		v.mu.Unlock()
 		return
 	}
 	if leader {
-		v.votes++
-		v.voteDone = v.votes >= v.quorumSize
+		v.voteDone = v.tally.grant(peer)
 	} else {
 		v.voteDone = true
 	}

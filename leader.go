@@ -7,10 +7,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// leaderState is what a leader keeps for one term. The main loop owns it;
-// replicators and the log writer reach it only through its channels and
-// the commitment tracker.
-type leaderState struct {
+// leader is one term of leadership: what a leader keeps from its election
+// until it steps down. runLeader builds it, its methods are the leader
+// loop's handlers, and teardown ends it. The main loop owns it; replicators
+// and the log writer reach it only through its channels and the commitment
+// tracker.
+type leader struct {
+	r    *Raft
 	term uint64
 	// commitCh wakes the loop when the commit index moves.
 	commitCh   chan struct{}
@@ -34,18 +37,33 @@ type leaderState struct {
 	writeErrCh chan error
 	// stopCh is closed when the term of leadership ends.
 	stopCh chan struct{}
-	// removed is set once a configuration without us as voter commits.
-	removed bool
 	// transfer is the leadership transfer in progress, if any.
 	transfer *leadershipTransferFuture
 	// transferDoneCh receives the outcome of a failed transfer.
 	transferDoneCh chan transferResult
-	// pendingReads wait for the first commit of this term.
-	pendingReads []*readIndexFuture
-	// readRound is the leadership check confirming reads, if one is out;
-	// nextReads wait for it to finish.
-	readRound *verifyFuture
-	nextReads []*readIndexFuture
+	// reads queues ReadIndex calls for the checks that confirm them.
+	reads readRounds
+}
+
+// newLeader starts a term of leadership whose first entry (the no-op) is
+// at startIndex.
+func newLeader(r *Raft, term, startIndex uint64) *leader {
+	l := &leader{
+		r:              r,
+		term:           term,
+		commitCh:       make(chan struct{}, 1),
+		replState:      map[ServerID]*followerReplication{},
+		notify:         map[*verifyFuture]struct{}{},
+		verifyDoneCh:   make(chan *verifyFuture, 16),
+		stepDownCh:     make(chan uint64, 1),
+		writeErrCh:     make(chan error, 1),
+		stopCh:         make(chan struct{}),
+		transferDoneCh: make(chan transferResult),
+		reads:          readRounds{startIndex: startIndex},
+	}
+	// §5.4.2: commitment counts replicas only from the term's first entry.
+	l.commitment = newCommitment(l.commitCh, r.configurations.latest, startIndex)
+	return l
 }
 
 // runLeader leads for one term: set up replication, append the no-op that
@@ -56,29 +74,14 @@ func (r *Raft) runLeader() {
 	incrCounter([]string{"raft", "state", "leader"}, 1)
 	r.notifyLeadership(true)
 
-	lastIndex := r.getLastIndex()
-	ls := &r.leaderState
-	*ls = leaderState{
-		term:         term,
-		commitCh:     make(chan struct{}, 1),
-		replState:    map[ServerID]*followerReplication{},
-		notify:       map[*verifyFuture]struct{}{},
-		verifyDoneCh: make(chan *verifyFuture, 16),
-		stepDownCh:   make(chan uint64, 1),
-		writeErrCh:   make(chan error, 1),
-		stopCh:       make(chan struct{}),
+	// §5.4.2: the no-op at lastIndex+1 is the first entry of this term.
+	l := newLeader(r, term, r.getLastIndex()+1)
+	defer l.teardown()
 
-		transferDoneCh: make(chan transferResult),
-	}
-	// §5.4.2: the no-op at lastIndex+1 is the first entry of this term;
-	// commitment counts replicas only from there.
-	ls.commitment = newCommitment(ls.commitCh, r.configurations.latest, lastIndex+1)
-	defer r.teardownLeader()
-
-	r.startStopReplication()
+	l.startStopReplication()
 	noop := r.newLogFuture(Log{Type: LogNoop})
-	r.dispatchLogs([]*logFuture{noop})
-	r.leaderLoop()
+	l.dispatchLogs([]*logFuture{noop})
+	l.loop()
 }
 
 func (r *Raft) newLogFuture(entry Log) *logFuture {
@@ -88,19 +91,19 @@ func (r *Raft) newLogFuture(entry Log) *logFuture {
 	return f
 }
 
-// teardownLeader ends a term of leadership: stop replication, let this
+// teardown ends a term of leadership: stop replication, let this
 // term's queued writes finish, and answer everything still waiting on this
 // leader.
-func (r *Raft) teardownLeader() {
-	ls := &r.leaderState
-	close(ls.stopCh)
-	for _, repl := range ls.replState {
+func (l *leader) teardown() {
+	r := l.r
+	close(l.stopCh)
+	for _, repl := range l.replState {
 		repl.stop(0)
 	}
-	for _, repl := range ls.replState {
+	for _, repl := range l.replState {
 		<-repl.done
 	}
-	for _, repl := range ls.stopping {
+	for _, repl := range l.stopping {
 		repl.stop(0)
 		<-repl.done
 	}
@@ -109,29 +112,28 @@ func (r *Raft) teardownLeader() {
 	if _, err := r.log.settle(); err != nil && !errors.Is(err, ErrRaftShutdown) {
 		r.logger.Error("failed to settle the log", "error", err)
 	}
-	for _, f := range ls.inflight {
+	for _, f := range l.inflight {
 		f.respond(ErrLeadershipLost)
 	}
-	for v := range ls.notify {
+	for v := range l.notify {
 		v.answer(r, ErrLeadershipLost)
 	}
-	for _, f := range append(ls.pendingReads, ls.nextReads...) {
+	for _, f := range l.reads.drain() {
 		f.respond(ErrLeadershipLost)
 	}
-	if ls.transfer != nil {
+	if l.transfer != nil {
 		// Leadership moved on, which is what the transfer asked for.
-		ls.transfer.respond(nil)
+		l.transfer.respond(nil)
 	}
 	if _, id := r.LeaderWithID(); id == r.localID {
 		r.setLeader("", "")
 	}
-	*ls = leaderState{}
 	r.notifyLeadership(false)
 }
 
-// leaderLoop serves as leader until the role changes.
-func (r *Raft) leaderLoop() {
-	ls := &r.leaderState
+// loop serves as leader until the role changes.
+func (l *leader) loop() {
+	r := l.r
 	leaseTimer := time.After(r.config().LeaderLeaseTimeout)
 	oldestLogTimer := time.After(10 * time.Second)
 	for r.getState() == Leader {
@@ -139,7 +141,7 @@ func (r *Raft) leaderLoop() {
 		// entry of this term has committed.
 		var configurationChangeCh chan *configurationChangeFuture
 		if r.configurations.latestIndex == r.configurations.committedIndex &&
-			r.getCommitIndex() >= ls.commitment.startIndex && !ls.removed {
+			r.getCommitIndex() >= l.commitment.startIndex {
 			configurationChangeCh = r.configurationChangeCh
 		}
 		r.mainSaturation.sleeping()
@@ -150,48 +152,48 @@ func (r *Raft) leaderLoop() {
 		case rpc := <-r.heartbeatCh:
 			r.mainSaturation.working()
 			r.processRPC(rpc)
-		case term := <-ls.stepDownCh:
+		case term := <-l.stepDownCh:
 			r.mainSaturation.working()
 			r.logger.Error("peer has newer term, stopping replication", "term", term)
 			_ = r.stepDownTo(term)
-		case err := <-ls.writeErrCh:
+		case err := <-l.writeErrCh:
 			r.mainSaturation.working()
 			r.logger.Error("failed to commit logs", "error", err)
 			r.setState(Follower)
-		case <-ls.commitCh:
+		case <-l.commitCh:
 			r.mainSaturation.working()
-			r.handleCommit()
-		case res := <-ls.transferDoneCh:
+			l.handleCommit()
+		case res := <-l.transferDoneCh:
 			r.mainSaturation.working()
-			if res.future == ls.transfer {
+			if res.future == l.transfer {
 				r.logger.Warn("leadership transfer failed", "error", res.err)
-				ls.transfer = nil
+				l.transfer = nil
 				res.future.respond(res.err)
 			}
-		case v := <-ls.verifyDoneCh:
+		case v := <-l.verifyDoneCh:
 			r.mainSaturation.working()
-			r.finishVerify(v)
+			l.finishVerify(v)
 		case f := <-r.applyCh:
 			r.mainSaturation.working()
-			r.handleApplies(f)
+			l.handleApplies(f)
 		case f := <-r.readCh:
 			r.mainSaturation.working()
-			r.handleReads(f)
+			l.handleReads(f)
 		case f := <-configurationChangeCh:
 			r.mainSaturation.working()
-			r.appendConfigurationEntry(f)
+			l.appendConfigurationEntry(f)
 		case op := <-r.opsCh:
 			r.mainSaturation.working()
-			r.handleOpLeader(op)
+			op.serveLeader(l)
 		case <-leaseTimer:
 			r.mainSaturation.working()
-			leaseTimer = r.checkLeaderLease()
+			leaseTimer = l.checkLease()
 		case <-oldestLogTimer:
 			r.mainSaturation.working()
 			oldestLogTimer = time.After(10 * time.Second)
-			if len(ls.inflight) > 0 {
+			if len(l.inflight) > 0 {
 				setGauge([]string{"raft", "leader", "oldestLogAge"},
-					float32(time.Since(ls.inflight[0].log.AppendedAt).Milliseconds()))
+					float32(time.Since(l.inflight[0].log.AppendedAt).Milliseconds()))
 			}
 		case <-r.shutdownCh:
 			r.mainSaturation.working()
@@ -202,8 +204,8 @@ func (r *Raft) leaderLoop() {
 
 // handleApplies takes f and whatever else is waiting on applyCh, up to
 // MaxAppendEntries, and appends them as one batch.
-func (r *Raft) handleApplies(f *logFuture) {
-	ls := &r.leaderState
+func (l *leader) handleApplies(f *logFuture) {
+	r := l.r
 	maxBatch := r.config().MaxAppendEntries
 	batch := make([]*logFuture, 0, maxBatch)
 	batch = append(batch, f)
@@ -216,27 +218,20 @@ collect:
 			break collect
 		}
 	}
-	var refuse error
-	switch {
-	case ls.removed:
-		refuse = ErrNotLeader
-	case ls.transfer != nil:
-		refuse = ErrLeadershipTransferInProgress
-	}
-	if refuse != nil {
+	if l.transfer != nil {
 		for _, f := range batch {
-			f.respond(refuse)
+			f.respond(ErrLeadershipTransferInProgress)
 		}
 		return
 	}
-	r.dispatchLogs(batch)
+	l.dispatchLogs(batch)
 }
 
 // dispatchLogs appends a batch of new entries: it gives them index and term,
 // hands them to the log writer and to every replicator at the same time. The
 // leader counts itself towards commitment only once the write is durable.
-func (r *Raft) dispatchLogs(futures []*logFuture) {
-	ls := &r.leaderState
+func (l *leader) dispatchLogs(futures []*logFuture) {
+	r := l.r
 	now := time.Now()
 	defer measureSince([]string{"raft", "leader", "dispatchLog"}, now)
 	term := r.getCurrentTerm()
@@ -252,8 +247,8 @@ func (r *Raft) dispatchLogs(futures []*logFuture) {
 		f.dispatch = now
 		entries[i] = &f.log
 	}
-	ls.inflight = append(ls.inflight, futures...)
-	commitment, errCh := ls.commitment, ls.writeErrCh
+	l.inflight = append(l.inflight, futures...)
+	commitment, errCh := l.commitment, l.writeErrCh
 	r.log.appendAsLeader(entries, func(durable uint64) {
 		commitment.match(r.localID, durable)
 	}, func(err error) {
@@ -262,45 +257,50 @@ func (r *Raft) dispatchLogs(futures []*logFuture) {
 		default:
 		}
 	})
-	for _, repl := range ls.replState {
+	for _, repl := range l.replState {
 		repl.trigger()
 	}
 }
 
 // handleCommit advances the commit index and hands newly committed entries,
 // with their futures, to the FSM runner.
-func (r *Raft) handleCommit() {
-	ls := &r.leaderState
-	commitIndex := ls.commitment.getCommitIndex()
+func (l *leader) handleCommit() {
+	r := l.r
+	commitIndex := l.commitment.getCommitIndex()
 	if commitIndex <= r.getCommitIndex() {
 		return
 	}
 	r.commitIndex.Store(commitIndex)
+	// removed: a configuration without us as voter committed.
+	removed := false
 	if r.configurations.latestIndex > r.configurations.committedIndex &&
 		r.configurations.latestIndex <= commitIndex {
 		r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
-		if !hasVote(r.configurations.committed, r.localID) {
-			ls.removed = true
-		}
+		removed = !hasVote(r.configurations.committed, r.localID)
 	}
 
 	n := 0
-	for n < len(ls.inflight) && ls.inflight[n].log.Index <= commitIndex {
+	for n < len(l.inflight) && l.inflight[n].log.Index <= commitIndex {
 		n++
 	}
 	if n > 0 {
 		// One sample per commit, for its oldest entry: the longest wait.
-		measureSince([]string{"raft", "commitTime"}, ls.inflight[0].dispatch)
+		measureSince([]string{"raft", "commitTime"}, l.inflight[0].dispatch)
 	}
-	committed := ls.inflight[:n:n]
-	ls.inflight = ls.inflight[n:]
+	committed := l.inflight[:n:n]
+	l.inflight = l.inflight[n:]
 	setGauge([]string{"raft", "commitNumLogs"}, float32(len(committed)))
 	r.processLogs(commitIndex, committed)
-	r.releasePendingReads()
-
-	if ls.removed {
+	if removed {
+		// Reads waiting for this first commit of the term are not served
+		// by a leader that is leaving.
+		for _, f := range l.reads.release(commitIndex) {
+			f.respond(ErrNotLeader)
+		}
 		r.stepDownRemoved()
+		return
 	}
+	l.releasePendingReads()
 }
 
 // stepDownRemoved is called once a configuration that does not count this
@@ -325,38 +325,33 @@ func (r *Raft) stepDownRemoved() {
 	r.setState(Follower)
 }
 
-// checkLeaderLease steps down when fewer than a quorum of voters answered
+// checkLease steps down when fewer than a quorum of voters answered
 // within LeaderLeaseTimeout (check-quorum), and returns when to check next.
-func (r *Raft) checkLeaderLease() <-chan time.Time {
-	ls := &r.leaderState
+func (l *leader) checkLease() <-chan time.Time {
+	r := l.r
 	leaseTimeout := r.config().LeaderLeaseTimeout
-	contacted := 0
+	voters := votersOf(r.configurations.latest)
+	contacted := voters.newTally()
+	contacted.grant(r.localID)
 	var maxDiff time.Duration
 	now := time.Now()
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage != Voter {
-			continue
-		}
-		if server.ID == r.localID {
-			contacted++
-			continue
-		}
-		repl, ok := ls.replState[server.ID]
+	for _, id := range voters.ids {
+		repl, ok := l.replState[id]
 		if !ok {
 			continue
 		}
 		diff := now.Sub(repl.lastContact.load())
 		if diff <= leaseTimeout {
-			contacted++
+			contacted.grant(id)
 			maxDiff = max(maxDiff, diff)
 		} else if diff <= 3*leaseTimeout {
-			r.logger.Warn("failed to contact", "server-id", server.ID, "time", diff)
+			r.logger.Warn("failed to contact", "server-id", id, "time", diff)
 		} else {
-			r.logger.Debug("failed to contact", "server-id", server.ID, "time", diff)
+			r.logger.Debug("failed to contact", "server-id", id, "time", diff)
 		}
 		addSample([]string{"raft", "leader", "lastContact"}, float32(diff.Milliseconds()))
 	}
-	if contacted < r.quorumSize() {
+	if !contacted.won() {
 		r.logger.Warn("failed to contact quorum of nodes, stepping down")
 		r.setState(Follower)
 		incrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
@@ -364,47 +359,22 @@ func (r *Raft) checkLeaderLease() <-chan time.Time {
 	return time.After(max(leaseTimeout-maxDiff, minCheckInterval))
 }
 
-// handleOpLeader serves a main-loop request as leader.
-func (r *Raft) handleOpLeader(op interface{}) {
-	switch op := op.(type) {
-	case *configurationsFuture:
-		op.configurations = r.configurations.Clone()
-		op.respond(nil)
-	case *bootstrapFuture:
-		op.respond(ErrCantBootstrap)
-	case *verifyFuture:
-		r.startVerify(op)
-	case *leadershipTransferFuture:
-		r.startLeadershipTransfer(op)
-	case *userRestoreFuture:
-		r.restoreUserSnapshot(op)
-	default:
-		r.logger.Error("unexpected request on main loop", "type", op)
-	}
-}
-
 // startVerify starts a leadership check: a heartbeat round whose answers
 // from a quorum of voters confirm we still lead.
-func (r *Raft) startVerify(v *verifyFuture) {
-	ls := &r.leaderState
-	v.quorumSize = r.quorumSize()
-	v.votes = 0
-	if hasVote(r.configurations.latest, r.localID) {
-		v.votes = 1
-	}
-	if v.votes >= v.quorumSize {
+func (l *leader) startVerify(v *verifyFuture) {
+	r := l.r
+	voters := votersOf(r.configurations.latest)
+	v.tally = voters.newTally()
+	if v.tally.grant(r.localID) {
 		v.answer(r, nil)
-		r.readRoundDone(v)
+		l.readRoundDone(v)
 		return
 	}
-	v.notifyCh = ls.verifyDoneCh
-	v.stopCh = ls.stopCh
-	ls.notify[v] = struct{}{}
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage != Voter {
-			continue
-		}
-		if repl, ok := ls.replState[server.ID]; ok {
+	v.notifyCh = l.verifyDoneCh
+	v.stopCh = l.stopCh
+	l.notify[v] = struct{}{}
+	for _, id := range voters.ids {
+		if repl, ok := l.replState[id]; ok {
 			repl.addVerify(v)
 		}
 	}
@@ -412,21 +382,21 @@ func (r *Raft) startVerify(v *verifyFuture) {
 
 // finishVerify answers a decided leadership check. A refusal means a newer
 // term exists somewhere: step down.
-func (r *Raft) finishVerify(v *verifyFuture) {
-	ls := &r.leaderState
-	if _, ok := ls.notify[v]; !ok {
+func (l *leader) finishVerify(v *verifyFuture) {
+	r := l.r
+	if _, ok := l.notify[v]; !ok {
 		return
 	}
-	delete(ls.notify, v)
-	for _, repl := range ls.replState {
+	delete(l.notify, v)
+	for _, repl := range l.replState {
 		repl.removeVerify(v)
 	}
 	v.mu.Lock()
-	confirmed := v.votes >= v.quorumSize
+	confirmed := v.tally.won()
 	v.mu.Unlock()
 	if confirmed {
 		v.answer(r, nil)
-		r.readRoundDone(v)
+		l.readRoundDone(v)
 		return
 	}
 	r.logger.Warn("new leader elected, stepping down")
@@ -441,9 +411,9 @@ func (r *Raft) finishVerify(v *verifyFuture) {
 // appendConfigurationEntry appends a membership change. The new
 // configuration takes effect at once: replication to new servers starts and
 // commitment counts the new voters (dissertation §4.1).
-func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
-	ls := &r.leaderState
-	if ls.transfer != nil {
+func (l *leader) appendConfigurationEntry(f *configurationChangeFuture) {
+	r := l.r
+	if l.transfer != nil {
 		f.respond(ErrLeadershipTransferInProgress)
 		return
 	}
@@ -455,17 +425,17 @@ func (r *Raft) appendConfigurationEntry(f *configurationChangeFuture) {
 	r.logger.Info("updating configuration", "command", f.req.command, "server-id", f.req.serverID,
 		"server-addr", f.req.serverAddress, "servers", hclog.Fmt("%+v", configuration.Servers))
 	f.log = Log{Type: LogConfiguration, Data: EncodeConfiguration(configuration)}
-	r.dispatchLogs([]*logFuture{&f.logFuture})
+	l.dispatchLogs([]*logFuture{&f.logFuture})
 	r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
 	r.setLatestConfiguration(configuration, f.log.Index)
-	ls.commitment.setConfiguration(configuration)
-	r.startStopReplication()
+	l.commitment.setConfiguration(configuration)
+	l.startStopReplication()
 }
 
 // startStopReplication makes the replicators match the latest
 // configuration: one per other server, started or stopped as needed.
-func (r *Raft) startStopReplication() {
-	ls := &r.leaderState
+func (l *leader) startStopReplication() {
+	r := l.r
 	lastIndex := r.getLastIndex()
 	inConfig := make(map[ServerID]bool, len(r.configurations.latest.Servers))
 	for _, server := range r.configurations.latest.Servers {
@@ -473,26 +443,26 @@ func (r *Raft) startStopReplication() {
 			continue
 		}
 		inConfig[server.ID] = true
-		if repl, ok := ls.replState[server.ID]; ok {
+		if repl, ok := l.replState[server.ID]; ok {
 			repl.setPeer(server)
 			continue
 		}
 		r.logger.Info("added peer, starting replication", "peer", server.ID)
-		repl := newFollowerReplication(r, server, ls, lastIndex+1)
-		ls.replState[server.ID] = repl
+		repl := newFollowerReplication(r, server, l, lastIndex+1)
+		l.replState[server.ID] = repl
 		r.goFunc(repl.run)
 		r.observe(PeerObservation{Peer: server, Removed: false})
 	}
 	setGauge([]string{"raft", "peers"}, float32(len(inConfig)))
-	for id, repl := range ls.replState {
+	for id, repl := range l.replState {
 		if inConfig[id] {
 			continue
 		}
 		r.logger.Info("removed peer, stopping replication", "peer", id, "last-index", lastIndex)
 		// The removed server still gets the entry that removes it.
 		repl.stop(lastIndex)
-		delete(ls.replState, id)
-		ls.stopping = append(ls.stopping, repl)
+		delete(l.replState, id)
+		l.stopping = append(l.stopping, repl)
 		r.observe(PeerObservation{Peer: repl.getPeer(), Removed: true})
 	}
 }

@@ -48,13 +48,8 @@ func TestDeposedLeadersPendingWriteNeverOverwritesTheNewLeadersEntry(t *testing.
 		r := rc.r
 		require.NoError(t, r.setCurrentTerm(2))
 		r.setState(Leader)
-		ls := &r.leaderState
-		ls.term = 2
-		ls.commitCh = make(chan struct{}, 1)
-		ls.replState = map[ServerID]*followerReplication{}
-		ls.writeErrCh = make(chan error, 1)
-		ls.commitment = newCommitment(ls.commitCh, r.configurations.latest, 3)
-		r.dispatchLogs([]*logFuture{r.newLogFuture(Log{Type: LogCommand, Data: []byte("t2")})})
+		l := newLeader(r, 2, 3)
+		l.dispatchLogs([]*logFuture{r.newLogFuture(Log{Type: LogCommand, Data: []byte("t2")})})
 		<-gated.entered
 
 		respCh := make(chan *AppendEntriesResponse, 1)

@@ -72,7 +72,7 @@ type Raft struct {
 	readCh chan *readIndexFuture
 	// opsCh carries every other request for the main loop: verify,
 	// configuration reads, bootstrap, transfer, restore.
-	opsCh chan interface{}
+	opsCh chan mainLoopRequest
 	// configurationChangeCh carries membership changes; the leader reads
 	// it only while no change is in flight.
 	configurationChangeCh chan *configurationChangeFuture
@@ -82,7 +82,7 @@ type Raft struct {
 	// the fast path could not answer on its own.
 	heartbeatCh chan RPC
 	// fsmMutateCh carries committed batches and restores to the FSM runner.
-	fsmMutateCh chan interface{}
+	fsmMutateCh chan fsmRequest
 	// fsmSnapshotCh carries snapshot requests to the FSM runner.
 	fsmSnapshotCh chan *reqSnapshotFuture
 	// userSnapshotCh carries user snapshot requests to the snapshot runner.
@@ -93,8 +93,6 @@ type Raft struct {
 	// the newest value only.
 	leaderCh chan bool
 
-	// leaderState is the leader's per-term state; main loop only.
-	leaderState leaderState
 	// candidateFromLeadershipTransfer is set by TimeoutNow: the next
 	// election skips prevote and asks voters to ignore their leader.
 	candidateFromLeadershipTransfer atomic.Bool
@@ -139,32 +137,6 @@ type Raft struct {
 	observers     map[uint64]*Observer
 }
 
-// indexedConfiguration is a configuration with the index of its entry.
-type indexedConfiguration struct {
-	configuration Configuration
-	index         uint64
-}
-
-// configurations is the pair of configurations a server tracks: the latest
-// one in its log, which it uses at once (dissertation §4.1), and the latest
-// committed one, which it falls back to if the latest is truncated away.
-type configurations struct {
-	committed      Configuration
-	committedIndex uint64
-	latest         Configuration
-	latestIndex    uint64
-}
-
-// Clone returns a deep copy.
-func (c *configurations) Clone() configurations {
-	return configurations{
-		committed:      c.committed.Clone(),
-		committedIndex: c.committedIndex,
-		latest:         c.latest.Clone(),
-		latestIndex:    c.latestIndex,
-	}
-}
-
 // NewRaft creates a node from its stores and starts it. If the stores hold
 // state, the node resumes from it: term, vote, log, and the newest snapshot
 // (restored into fsm unless NoSnapshotRestoreOnStart). A new cluster is
@@ -177,20 +149,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		return nil, errors.New("raft: fsm, log store, stable store, snapshot store and transport are all required")
 	}
 	logger := newLogger(conf)
-
-	currentTerm, err := getUint64(stable, keyCurrentTerm)
+	currentTerm, lastLog, err := loadTermAndLastLog(stable, logs)
 	if err != nil {
-		return nil, fmt.Errorf("failed to load current term: %w", err)
-	}
-	lastIndex, err := logs.LastIndex()
-	if err != nil {
-		return nil, fmt.Errorf("failed to find last log: %w", err)
-	}
-	var lastLog Log
-	if lastIndex > 0 {
-		if err := logs.GetLog(lastIndex, &lastLog); err != nil {
-			return nil, fmt.Errorf("failed to get last log at index %d: %w", lastIndex, err)
-		}
+		return nil, err
 	}
 
 	localAddr := trans.LocalAddr()
@@ -206,11 +167,11 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		stable:                stable,
 		snapshots:             snaps,
 		trans:                 trans,
-		opsCh:                 make(chan interface{}),
+		opsCh:                 make(chan mainLoopRequest),
 		configurationChangeCh: make(chan *configurationChangeFuture),
 		rpcCh:                 trans.Consumer(),
 		heartbeatCh:           make(chan RPC),
-		fsmMutateCh:           make(chan interface{}, fsmQueueSize),
+		fsmMutateCh:           make(chan fsmRequest, fsmQueueSize),
 		fsmSnapshotCh:         make(chan *reqSnapshotFuture),
 		userSnapshotCh:        make(chan *userSnapshotFuture),
 		timerResetCh:          make(chan struct{}, 1),
@@ -247,19 +208,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	r.currentTerm.Store(currentTerm)
 	r.log.setLast(lastLog.Index, lastLog.Term)
 	r.publishLatestConfiguration()
-
-	if err := r.restoreSnapshot(); err != nil {
-		return nil, err
-	}
-	if err := r.checkNoGapBeforeLog(); err != nil {
-		return nil, err
-	}
-	if conf.RestoreCommittedLogs {
-		if err := r.restoreCommittedLogs(); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.loadConfigurationsFromLog(); err != nil {
+	if err := r.recoverState(); err != nil {
 		return nil, err
 	}
 
@@ -274,6 +223,44 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	r.closedCh = make(chan struct{})
 	go r.closeTransportAfterShutdown()
 	return r, nil
+}
+
+// loadTermAndLastLog reads the current term and the last log entry a
+// starting node resumes from.
+func loadTermAndLastLog(stable StableStore, logs LogStore) (uint64, Log, error) {
+	var lastLog Log
+	currentTerm, err := getUint64(stable, keyCurrentTerm)
+	if err != nil {
+		return 0, lastLog, fmt.Errorf("failed to load current term: %w", err)
+	}
+	lastIndex, err := logs.LastIndex()
+	if err != nil {
+		return 0, lastLog, fmt.Errorf("failed to find last log: %w", err)
+	}
+	if lastIndex > 0 {
+		if err := logs.GetLog(lastIndex, &lastLog); err != nil {
+			return 0, lastLog, fmt.Errorf("failed to get last log at index %d: %w", lastIndex, err)
+		}
+	}
+	return currentTerm, lastLog, nil
+}
+
+// recoverState brings a starting node up to what its stores hold: the
+// newest restorable snapshot, the committed entries when
+// RestoreCommittedLogs asks for them, and the configuration pair.
+func (r *Raft) recoverState() error {
+	if err := r.restoreSnapshot(); err != nil {
+		return err
+	}
+	if err := r.checkNoGapBeforeLog(); err != nil {
+		return err
+	}
+	if r.config().RestoreCommittedLogs {
+		if err := r.restoreCommittedLogs(); err != nil {
+			return err
+		}
+	}
+	return r.loadConfigurationsFromLog()
 }
 
 // checkNoGapBeforeLog refuses to start when entries between the restored
@@ -330,74 +317,6 @@ func getBytes(stable StableStore, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-// loadConfigurationsFromLog rebuilds the configuration pair from the
-// entries after the newest snapshot.
-func (r *Raft) loadConfigurationsFromLog() error {
-	snapshotIndex, _ := r.getLastSnapshot()
-	first, err := r.logs.FirstIndex()
-	if err != nil {
-		return fmt.Errorf("failed to read first log index: %w", err)
-	}
-	lastIndex, _ := r.getLastLog()
-	start := max(first, snapshotIndex+1)
-	if first == 0 {
-		start = snapshotIndex + 1
-	}
-	for index := start; index > 0 && index <= lastIndex; index++ {
-		var entry Log
-		if err := r.logs.GetLog(index, &entry); err != nil {
-			return fmt.Errorf("failed to read log entry %d: %w", index, err)
-		}
-		if err := r.processConfigurationLogEntry(&entry); err != nil {
-			return err
-		}
-	}
-	r.publishLatestConfiguration()
-	return nil
-}
-
-// processConfigurationLogEntry takes a configuration entry into effect as
-// soon as it is in the log; the previous latest configuration becomes the
-// committed one (a server appends a new configuration only after the
-// previous one committed).
-func (r *Raft) processConfigurationLogEntry(entry *Log) error {
-	if entry.Type != LogConfiguration {
-		return nil
-	}
-	configuration, err := decodeConfiguration(entry.Data)
-	if err != nil {
-		return fmt.Errorf("log entry %d holds a corrupt configuration: %w", entry.Index, err)
-	}
-	r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
-	r.setLatestConfiguration(configuration, entry.Index)
-	return nil
-}
-
-func (r *Raft) setLatestConfiguration(c Configuration, i uint64) {
-	r.configurations.latest = c
-	r.configurations.latestIndex = i
-	r.publishLatestConfiguration()
-}
-
-func (r *Raft) setCommittedConfiguration(c Configuration, i uint64) {
-	r.configurations.committed = c
-	r.configurations.committedIndex = i
-}
-
-func (r *Raft) publishLatestConfiguration() {
-	r.latestConfiguration.Store(&indexedConfiguration{
-		configuration: r.configurations.latest.Clone(),
-		index:         r.configurations.latestIndex,
-	})
-}
-
-func (r *Raft) getLatestConfiguration() indexedConfiguration {
-	if p := r.latestConfiguration.Load(); p != nil {
-		return *p
-	}
-	return indexedConfiguration{}
 }
 
 // goFunc runs f on a goroutine that Shutdown waits for.

@@ -80,33 +80,26 @@ func (f *readIndexFuture) Error() error {
 
 // handleReads serves f and every other ReadIndex waiting on readCh, on the
 // leader's main loop: they share one read index and one confirmation.
-func (r *Raft) handleReads(f *readIndexFuture) {
+func (l *leader) handleReads(f *readIndexFuture) {
 	reads := []*readIndexFuture{f}
 collect:
 	for {
 		select {
-		case next := <-r.readCh:
+		case next := <-l.r.readCh:
 			reads = append(reads, next)
 		default:
 			break collect
 		}
 	}
-	r.startReads(reads)
+	l.startReads(reads)
 }
 
 // startReads takes the read index for reads and starts their confirmation.
-func (r *Raft) startReads(reads []*readIndexFuture) {
-	ls := &r.leaderState
-	if ls.removed {
-		for _, f := range reads {
-			f.respond(ErrNotLeader)
-		}
-		return
-	}
-	if r.getCommitIndex() < ls.commitment.startIndex {
-		// §6.4: the commit index is only known to be current once an
-		// entry of this term has committed.
-		ls.pendingReads = append(ls.pendingReads, reads...)
+func (l *leader) startReads(reads []*readIndexFuture) {
+	r := l.r
+	// §6.4: the commit index is only known to be current once an entry of
+	// this term has committed.
+	if reads = l.reads.admit(reads, r.getCommitIndex()); len(reads) == 0 {
 		return
 	}
 	index := r.getCommitIndex()
@@ -114,50 +107,39 @@ func (r *Raft) startReads(reads []*readIndexFuture) {
 		f.index = index
 	}
 	addSample([]string{"raft", "read", "perRound"}, float32(len(reads)))
-	if r.leaseValid(time.Now()) {
+	if l.leaseValid(time.Now()) {
 		incrCounter([]string{"raft", "read", "leaseHit"}, float32(len(reads)))
 		for _, f := range reads {
 			r.readWaiters.add(r, f)
 		}
 		return
 	}
-	if ls.readRound != nil {
-		// One round at a time: reads that come while one is out go in the
-		// next, so under load every round confirms a whole batch.
-		ls.nextReads = append(ls.nextReads, reads...)
+	if !l.reads.join(reads) {
 		return
 	}
 	incrCounter([]string{"raft", "read", "rounds"}, 1)
 	v := &verifyFuture{reads: reads}
 	r.initFuture(&v.deferError)
-	ls.readRound = v
-	r.startVerify(v)
+	l.reads.started(v)
+	l.startVerify(v)
 }
 
 // readRoundDone starts the reads that waited for the round v to finish.
-func (r *Raft) readRoundDone(v *verifyFuture) {
-	ls := &r.leaderState
-	if ls.readRound != v {
+func (l *leader) readRoundDone(v *verifyFuture) {
+	if !l.reads.finished(v) || l.r.getState() != Leader {
 		return
 	}
-	ls.readRound = nil
-	if len(ls.nextReads) > 0 && r.getState() == Leader {
-		reads := ls.nextReads
-		ls.nextReads = nil
-		r.startReads(reads)
+	if reads := l.reads.takeNext(); len(reads) > 0 {
+		l.startReads(reads)
 	}
 }
 
 // releasePendingReads starts the reads that waited for the first commit of
 // this term.
-func (r *Raft) releasePendingReads() {
-	ls := &r.leaderState
-	if len(ls.pendingReads) == 0 || r.getCommitIndex() < ls.commitment.startIndex {
-		return
+func (l *leader) releasePendingReads() {
+	if reads := l.reads.release(l.r.getCommitIndex()); len(reads) > 0 {
+		l.startReads(reads)
 	}
-	reads := ls.pendingReads
-	ls.pendingReads = nil
-	r.startReads(reads)
 }
 
 // leaseValid reports whether the leader may serve a read without a
@@ -166,23 +148,21 @@ func (r *Raft) releasePendingReads() {
 // least HeartbeatTimeout after it heard from us, so no other leader can be
 // elected before s + HeartbeatTimeout. MaxClockDrift covers clocks that run
 // at different rates.
-func (r *Raft) leaseValid(now time.Time) bool {
+func (l *leader) leaseValid(now time.Time) bool {
+	r := l.r
 	conf := r.config()
-	ls := &r.leaderState
-	if !conf.LeaseReads || ls.transfer != nil || ls.removed {
+	if !conf.LeaseReads || l.transfer != nil {
 		return false
 	}
 	var acked []time.Time
-	need := r.quorumSize()
-	for _, server := range r.configurations.latest.Servers {
-		if server.Suffrage != Voter {
-			continue
-		}
-		if server.ID == r.localID {
+	voters := votersOf(r.configurations.latest)
+	need := voters.quorum()
+	for _, id := range voters.ids {
+		if id == r.localID {
 			need--
 			continue
 		}
-		if repl, ok := ls.replState[server.ID]; ok {
+		if repl, ok := l.replState[id]; ok {
 			acked = append(acked, repl.ackedSend.load())
 		}
 	}

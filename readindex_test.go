@@ -241,7 +241,7 @@ func TestLeaseReadsStopBeforeANewLeaderCanBeElected(t *testing.T) {
 
 // The lease rule on a node with no goroutines: the lease runs from the
 // send time of the request a quorum accepted, for HeartbeatTimeout minus
-// MaxClockDrift; a transfer in progress or a removal ends it at once.
+// MaxClockDrift; a transfer in progress ends it at once.
 func TestLeaseIsTheQuorumsAcceptedSendTimePlusHeartbeatTimeoutMinusDrift(t *testing.T) {
 	rc := newReceiver(t)
 	r := rc.r
@@ -250,25 +250,22 @@ func TestLeaseIsTheQuorumsAcceptedSendTimePlusHeartbeatTimeoutMinusDrift(t *test
 	conf.MaxClockDrift = 10 * time.Millisecond
 	r.conf.Store(&conf)
 	base := time.Now()
-	ls := &r.leaderState
-	ls.replState = map[ServerID]*followerReplication{"node1": {}, "node2": {}}
-	require.False(t, r.leaseValid(base), "no peer accepted anything yet")
+	l := newLeader(r, r.getCurrentTerm(), r.getLastIndex()+1)
+	l.replState = map[ServerID]*followerReplication{"node1": {}, "node2": {}}
+	require.False(t, l.leaseValid(base), "no peer accepted anything yet")
 
-	ls.replState["node1"].ackedSend.store(base)
-	ls.replState["node2"].ackedSend.store(base.Add(-time.Hour))
+	l.replState["node1"].ackedSend.store(base)
+	l.replState["node2"].ackedSend.store(base.Add(-time.Hour))
 	// Quorum of 3 is 2: ourselves and node1, whose acceptance started at base.
 	lease := conf.HeartbeatTimeout - conf.MaxClockDrift
-	require.True(t, r.leaseValid(base.Add(lease-time.Nanosecond)))
-	require.False(t, r.leaseValid(base.Add(lease)))
+	require.True(t, l.leaseValid(base.Add(lease-time.Nanosecond)))
+	require.False(t, l.leaseValid(base.Add(lease)))
 
-	ls.transfer = &leadershipTransferFuture{}
-	require.False(t, r.leaseValid(base), "a transfer ends the lease")
-	ls.transfer = nil
-	ls.removed = true
-	require.False(t, r.leaseValid(base), "a removed leader has no lease")
-	ls.removed = false
+	l.transfer = &leadershipTransferFuture{}
+	require.False(t, l.leaseValid(base), "a transfer ends the lease")
+	l.transfer = nil
 	conf.LeaseReads = false
-	require.False(t, r.leaseValid(base), "lease reads are opt-in")
+	require.False(t, l.leaseValid(base), "lease reads are opt-in")
 }
 
 // With lease reads, a node refuses votes and prevotes for HeartbeatTimeout

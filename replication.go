@@ -35,9 +35,7 @@ type followerReplication struct {
 	r *Raft
 	// term is the leader's term; it never changes for this replicator.
 	term uint64
-	// commitment and stepDownCh belong to the leader's term; they are
-	// captured here because the leader state is reset when the term ends,
-	// possibly before a removed peer's replicator has finished.
+	// commitment and stepDownCh belong to the leader's term.
 	commitment *commitment
 	stepDownCh chan<- uint64
 
@@ -77,12 +75,12 @@ type followerReplication struct {
 	replicateRand, heartbeatRand *randomStream
 }
 
-func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uint64) *followerReplication {
+func newFollowerReplication(r *Raft, peer Server, l *leader, nextIndex uint64) *followerReplication {
 	s := &followerReplication{
 		r:               r,
-		term:            ls.term,
-		commitment:      ls.commitment,
-		stepDownCh:      ls.stepDownCh,
+		term:            l.term,
+		commitment:      l.commitment,
+		stepDownCh:      l.stepDownCh,
 		peer:            peer,
 		nextIndex:       nextIndex,
 		triggerCh:       make(chan struct{}, 1),
@@ -91,8 +89,8 @@ func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uin
 		stopCh:          make(chan struct{}),
 		done:            make(chan struct{}),
 		verifies:        map[*verifyFuture]struct{}{},
-		replicateRand:   r.rand.stream("replicate", string(peer.ID), strconv.FormatUint(ls.term, 10)),
-		heartbeatRand:   r.rand.stream("heartbeat", string(peer.ID), strconv.FormatUint(ls.term, 10)),
+		replicateRand:   r.rand.stream("replicate", string(peer.ID), strconv.FormatUint(l.term, 10)),
+		heartbeatRand:   r.rand.stream("heartbeat", string(peer.ID), strconv.FormatUint(l.term, 10)),
 	}
 	// A new leader starts with a full lease towards every peer.
 	s.lastContact.store(time.Now())
@@ -586,7 +584,7 @@ func (s *followerReplication) heartbeat() {
 			s.storeAckedSend(start)
 		}
 		for _, v := range verifies {
-			v.vote(resp.Success && resp.Term == s.term)
+			v.vote(peer.ID, resp.Success && resp.Term == s.term)
 		}
 	}
 }

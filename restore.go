@@ -43,7 +43,7 @@ func (r *Raft) Restore(meta *SnapshotMeta, reader io.Reader, timeout time.Durati
 	}
 	f := &userRestoreFuture{meta: meta, reader: reader}
 	r.initFuture(&f.deferError)
-	r.sendOp(f, &f.deferError, timeout)
+	r.sendOp(f, timeout)
 	return f.Error()
 }
 
@@ -58,14 +58,11 @@ type fsmRestoreRequest struct {
 }
 
 // restoreUserSnapshot runs a user restore on the leader's main loop.
-func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
+func (l *leader) restoreUserSnapshot(f *userRestoreFuture) {
 	defer measureSince([]string{"raft", "restoreUserSnapshot"}, time.Now())
-	ls := &r.leaderState
+	r := l.r
 	switch {
-	case ls.removed:
-		f.respond(ErrNotLeader)
-		return
-	case ls.transfer != nil:
+	case l.transfer != nil:
 		f.respond(ErrLeadershipTransferInProgress)
 		return
 	case r.configurations.latestIndex != r.configurations.committedIndex:
@@ -74,10 +71,10 @@ func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
 		return
 	}
 
-	for _, lf := range ls.inflight {
+	for _, lf := range l.inflight {
 		lf.respond(ErrAbortedByRestore)
 	}
-	ls.inflight = nil
+	l.inflight = nil
 	// Let the queued writes finish, so the restore starts from the log
 	// the store holds.
 	if failed, err := r.log.settle(); err != nil || failed {
@@ -132,7 +129,7 @@ func (r *Raft) restoreUserSnapshot(f *userRestoreFuture) {
 	r.logger.Info("restored user snapshot", "index", index, "term", term, "size", f.meta.Size)
 
 	noop := r.newLogFuture(Log{Type: LogNoop})
-	r.dispatchLogs([]*logFuture{noop})
+	l.dispatchLogs([]*logFuture{noop})
 	r.goFunc(func() { f.respond(noop.Error()) })
 }
 

@@ -20,7 +20,7 @@ func (r *Raft) initiateLeadershipTransfer(id *ServerID, address *ServerAddress) 
 	}
 	f := &leadershipTransferFuture{id: id, address: address}
 	r.initFuture(&f.deferError)
-	r.sendOp(f, &f.deferError, 0)
+	r.sendOp(f, 0)
 	return f
 }
 
@@ -33,16 +33,16 @@ type transferResult struct {
 // startLeadershipTransfer picks the target and starts the transfer: catch
 // the target up, then send it TimeoutNow. Applies and membership changes are
 // refused while it runs.
-func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
-	ls := &r.leaderState
-	if ls.transfer != nil {
+func (l *leader) startLeadershipTransfer(f *leadershipTransferFuture) {
+	r := l.r
+	if l.transfer != nil {
 		f.respond(ErrLeadershipTransferInProgress)
 		return
 	}
 	var target *followerReplication
 	if f.id != nil {
-		repl, ok := ls.replState[*f.id]
-		if !ok || !hasVote(r.configurations.latest, *f.id) {
+		repl, ok := l.replState[*f.id]
+		if !ok || !votersOf(r.configurations.latest).isVoter(*f.id) {
 			f.respond(errCannotFindPeer)
 			return
 		}
@@ -50,12 +50,12 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 	} else {
 		// The voter furthest ahead needs the least catching up.
 		var best uint64
-		for _, server := range r.configurations.latest.Servers {
-			repl, ok := ls.replState[server.ID]
-			if !ok || server.Suffrage != Voter {
+		for _, id := range votersOf(r.configurations.latest).ids {
+			repl, ok := l.replState[id]
+			if !ok {
 				continue
 			}
-			if match := ls.commitment.matchIndexOf(server.ID); target == nil || match > best {
+			if match := l.commitment.matchIndexOf(id); target == nil || match > best {
 				target, best = repl, match
 			}
 		}
@@ -64,9 +64,9 @@ func (r *Raft) startLeadershipTransfer(f *leadershipTransferFuture) {
 			return
 		}
 	}
-	ls.transfer = f
+	l.transfer = f
 	r.logger.Info("starting leadership transfer", "target", target.getPeer().ID)
-	commitment, stopCh, doneCh := ls.commitment, ls.stopCh, ls.transferDoneCh
+	commitment, stopCh, doneCh := l.commitment, l.stopCh, l.transferDoneCh
 	r.goFunc(func() { r.runLeadershipTransfer(f, target, commitment, stopCh, doneCh) })
 }
 
@@ -87,17 +87,21 @@ func (r *Raft) runLeadershipTransfer(f *leadershipTransferFuture, target *follow
 	// A target that was unreachable a moment ago may be deep in a back-off
 	// (up to 10s): catch it up now, not after the transfer timed out.
 	target.kick()
-	poll := max(r.config().HeartbeatTimeout/20, time.Millisecond)
 	for c.matchIndexOf(peer.ID) < r.getLastIndex() {
 		target.trigger()
+		// Woken when the target's match index reaches our last entry.
+		caughtUp, stopWaiting := c.awaitMatch(peer.ID, r.getLastIndex())
 		select {
-		case <-time.After(poll):
+		case <-caughtUp:
 		case <-deadline:
+			stopWaiting()
 			report(errLeadershipTransferTimed)
 			return
 		case <-stopCh:
+			stopWaiting()
 			return
 		case <-r.shutdownCh:
+			stopWaiting()
 			return
 		}
 	}
