@@ -193,7 +193,7 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		lastLogTerm:        req.LastLogTerm,
 		leadershipTransfer: req.LeadershipTransfer,
 	}
-	s := r.voterState(false)
+	s := r.readVoterState(false)
 	v := voteDecision(b, s)
 	if v.adoptTerm {
 		r.logger.Debug("vote request with a newer term, stepping down", "term", req.Term)
@@ -214,9 +214,9 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 	rpc.Respond(&RequestVoteResponse{RPCHeader: r.header(), Term: v.term, Granted: v.grant}, nil)
 }
 
-// voterState reads the state voteDecision needs. Only a real vote reads
-// the vote record.
-func (r *Raft) voterState(prevote bool) voterState {
+// readVoterState reads the state voteDecision needs. Only a real vote
+// reads the vote record.
+func (r *Raft) readVoterState(prevote bool) voterState {
 	s := voterState{
 		currentTerm:   r.getCurrentTerm(),
 		quietPeriod:   r.inLeaseQuietPeriod(),

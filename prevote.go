@@ -58,7 +58,7 @@ func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
 		lastLogIndex:  req.LastLogIndex,
 		lastLogTerm:   req.LastLogTerm,
 	}
-	s := r.voterState(true)
+	s := r.readVoterState(true)
 	v := voteDecision(b, s)
 	r.logBallot(b, s, v)
 	rpc.Respond(&RequestPreVoteResponse{RPCHeader: r.header(), Term: v.term, Granted: v.grant}, nil)

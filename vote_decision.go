@@ -111,24 +111,28 @@ type voteVerdict struct {
 }
 
 // voteDecision applies the election rules to a vote or a prevote, the same
-// rules for both, in this order:
+// rules for both, in this order (sections of Ongaro's dissertation, 2014):
 //
-//  1. A candidate outside our configuration gets nothing.
+//  1. A candidate outside our configuration gets nothing, and its term is
+//     not adopted: a removed server must not disrupt the cluster (the
+//     problem of §4.2.3).
 //  2. A server that heard from a live leader keeps it (§4.2.3), unless that
-//     leader asked for the election (§3.10 leadership transfer); so does a
-//     server in its lease quiet period after a start.
-//  3. A candidate with an older term gets nothing (§5.1).
-//  4. A real vote with a newer term makes us adopt it (§5.1); a prevote
-//     changes nothing (§9.6).
-//  5. A nonvoter cannot be elected.
-//  6. A real vote is given to one candidate per term (§5.2); a prevote
-//     records nothing and does not ask.
-//  7. The candidate's log must be at least as up to date as ours (§5.4.1).
+//     leader asked for the election (§3.10, leadership transfer); so does a
+//     server in its lease quiet period after a start (§6.4.1: it may have
+//     extended a leader's lease before it restarted).
+//  3. A candidate with an older term gets nothing (§3.3).
+//  4. A real vote with a newer term makes us adopt it (§3.3), whatever the
+//     outcome; a prevote changes nothing (§9.6).
+//  5. A nonvoter cannot be elected (§4.2.1).
+//  6. A real vote goes to one candidate per term (§3.4). A prevote does not
+//     consult the vote record: it asks about a term we may not be in yet.
+//  7. The candidate's log must be at least as up to date as ours (§3.6.1).
 //
 // Rules 1 and 5 need the candidate's ID and a configuration: a server not
 // yet bootstrapped votes, so that a bootstrapped peer can get elected. The
-// response term is the newer of ours and the ballot's: a candidate learns
-// from it only that its term is stale.
+// response term is the newer of ours and the ballot's: a candidate can
+// learn from it only that its own term is stale (§3.3), and a refused one
+// is never told a term older than the one it asked about.
 func voteDecision(b ballot, s voterState) voteVerdict {
 	v := voteVerdict{term: max(s.currentTerm, b.term)}
 	knowsMembership := b.candidateID != "" && len(s.configuration.Servers) > 0
@@ -176,7 +180,7 @@ func voteOnCandidate(b ballot, s voterState, knowsMembership bool) voteReason {
 }
 
 // logUpToDate reports whether a log ending at (index, term) is at least as
-// up to date as one ending at (ourIndex, ourTerm) (§5.4.1): a later last
+// up to date as one ending at (ourIndex, ourTerm) (§3.6.1): a later last
 // term wins, and with equal last terms the longer log.
 func logUpToDate(index, term, ourIndex, ourTerm uint64) bool {
 	return term > ourTerm || (term == ourTerm && index >= ourIndex)

@@ -6,10 +6,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The receiver in these cases is node0 in term 5 with a log ending at
-// index 10 of term 5, in the configuration {node0, node1, node2 voters;
-// node3 nonvoter}. The candidate is node1 at addr1, campaigning in term 6
-// with the same log.
+// Section numbers are those of Ongaro's dissertation (2014).
+
+// decisionState is the receiver of the cases below: node0 in term 5 with a
+// log ending at index 10 of term 5, in the configuration {node0, node1,
+// node2 voters; node3 nonvoter}.
 func decisionState() voterState {
 	return voterState{
 		currentTerm:  5,
@@ -24,6 +25,8 @@ func decisionState() voterState {
 	}
 }
 
+// decisionBallot is the candidate of the cases below: node1 at addr1,
+// campaigning in term 6 with the receiver's log.
 func decisionBallot() ballot {
 	return ballot{term: 6, candidateID: "node1", candidateAddr: "addr1", candidate: []byte("addr1"), lastLogIndex: 10, lastLogTerm: 5}
 }
@@ -58,7 +61,7 @@ func TestVoteDecisionAppliesTheSameRulesToVotesAndPreVotes(t *testing.T) {
 			vote:   granted, prevote: granted,
 		},
 		{
-			name:   "older term (§5.1)",
+			name:   "older term (§3.3)",
 			ballot: func(b *ballot) { b.term = 4 },
 			vote:   refused(refusedStaleTerm), prevote: refused(refusedStaleTerm),
 		},
@@ -128,7 +131,7 @@ func TestVoteDecisionAppliesTheSameRulesToVotesAndPreVotes(t *testing.T) {
 			vote:   granted, prevote: refused(refusedQuietPeriod),
 		},
 		{
-			name:   "voted for another candidate in this term (§5.2)",
+			name:   "voted for another candidate in this term (§3.4)",
 			ballot: func(b *ballot) { b.term = 5 },
 			state:  func(s *voterState) { s.votedTerm, s.votedFor = 5, []byte("addr2") },
 			vote:   refused(refusedVotedForAnother), prevote: granted,
@@ -156,7 +159,7 @@ func TestVoteDecisionAppliesTheSameRulesToVotesAndPreVotes(t *testing.T) {
 			vote:  refused(refusedVoteRecordUnreadable), prevote: granted,
 		},
 		{
-			name:   "candidate's last term is older, its log longer (§5.4.1)",
+			name:   "candidate's last term is older, its log longer (§3.6.1)",
 			ballot: func(b *ballot) { b.lastLogIndex, b.lastLogTerm = 20, 4 },
 			vote:   refused(refusedStaleLog), prevote: refused(refusedStaleLog),
 		},
@@ -204,7 +207,7 @@ func TestVoteDecisionAppliesTheSameRulesToVotesAndPreVotes(t *testing.T) {
 				v := voteDecision(b, s)
 				require.Equal(t, want, outcome{v.grant, v.reason}, "%s: want %v, got %v", kind, want.reason, v.reason)
 				require.Equal(t, max(s.currentTerm, b.term), v.term, "the response carries the newer of the two terms")
-				// §5.1: a real vote that gets past the membership, leader and
+				// §3.3: a real vote that gets past the membership, leader and
 				// term checks adopts a newer term, granted or not; a
 				// prevote never does (§9.6).
 				passedTermCheck := v.reason != refusedStranger && v.reason != refusedLiveLeader &&
