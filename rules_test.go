@@ -236,31 +236,36 @@ func TestPreVoteIsRefusedWhereTheVoteWouldBe(t *testing.T) {
 		// setup prepares the node before the request.
 		setup func(rc *receiver)
 		// votedTerm is the vote record after setup.
-		votedTerm                uint64
-		from                     string
-		term, lastIndex, lastTrm uint64
-		vote, prevote            bool
-		termAfterVote            uint64
-		termInResponse           uint64
+		votedTerm uint64
+		// from names the candidate; noID sends its address only, as a peer
+		// too old to send IDs does.
+		from                      string
+		noID                      bool
+		term, lastIndex, lastTerm uint64
+		vote, prevote             bool
+		termAfterVote             uint64
+		termInResponse            uint64
 	}{
-		{name: "granted", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTrm: 1,
+		{name: "granted", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTerm: 1,
 			vote: true, prevote: true, termAfterVote: 2, termInResponse: 2},
-		{name: "stranger", log: []uint64{1}, from: "node9", term: 2, lastIndex: 2, lastTrm: 1,
+		{name: "stranger", log: []uint64{1}, from: "node9", term: 2, lastIndex: 2, lastTerm: 1,
 			termAfterVote: 1, termInResponse: 2},
-		{name: "nonvoter", log: []uint64{1}, from: "node3", term: 2, lastIndex: 2, lastTrm: 1,
+		{name: "nonvoter", log: []uint64{1}, from: "node3", term: 2, lastIndex: 2, lastTerm: 1,
 			termAfterVote: 2, termInResponse: 2},
-		{name: "live leader", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTrm: 1,
+		{name: "candidate without an ID: membership unknown", log: []uint64{1}, from: "node9", noID: true, term: 2, lastIndex: 2, lastTerm: 1,
+			vote: true, prevote: true, termAfterVote: 2, termInResponse: 2},
+		{name: "live leader", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTerm: 1,
 			setup: func(rc *receiver) {
 				require.True(rc.t, rc.append(&AppendEntriesRequest{RPCHeader: header("node2"), Term: 1}).Success)
 			},
 			termAfterVote: 1, termInResponse: 2},
-		{name: "stale term", log: []uint64{1, 3}, from: "node1", term: 2, lastIndex: 9, lastTrm: 9,
+		{name: "stale term", log: []uint64{1, 3}, from: "node1", term: 2, lastIndex: 9, lastTerm: 9,
 			termAfterVote: 3, termInResponse: 3},
-		{name: "stale log, older last term", log: []uint64{1, 2}, from: "node1", term: 3, lastIndex: 5, lastTrm: 1,
+		{name: "stale log, older last term", log: []uint64{1, 2}, from: "node1", term: 3, lastIndex: 5, lastTerm: 1,
 			termAfterVote: 3, termInResponse: 3},
-		{name: "stale log, shorter", log: []uint64{1}, from: "node1", term: 2, lastIndex: 1, lastTrm: 1,
+		{name: "stale log, shorter", log: []uint64{1}, from: "node1", term: 2, lastIndex: 1, lastTerm: 1,
 			termAfterVote: 2, termInResponse: 2},
-		{name: "voted for another in the term", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTrm: 1,
+		{name: "voted for another in the term", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTerm: 1,
 			setup: func(rc *receiver) {
 				require.True(rc.t, rc.vote(voteFrom("node2", 2, 2, 1)).Granted)
 			},
@@ -273,7 +278,14 @@ func TestPreVoteIsRefusedWhereTheVoteWouldBe(t *testing.T) {
 				tc.setup(rc)
 			}
 			term := rc.r.CurrentTerm()
-			pre := rc.preVote(tc.from, tc.term, tc.lastIndex, tc.lastTrm)
+			preReq := &RequestPreVoteRequest{RPCHeader: header(tc.from), Term: tc.term, LastLogIndex: tc.lastIndex, LastLogTerm: tc.lastTerm}
+			voteReq := voteFrom(tc.from, tc.term, tc.lastIndex, tc.lastTerm)
+			if tc.noID {
+				preReq.ID, voteReq.ID = nil, nil
+			}
+			resp := rc.call(preReq)
+			require.NoError(t, resp.Error)
+			pre := resp.Response.(*RequestPreVoteResponse)
 			require.Equal(t, tc.prevote, pre.Granted, "prevote")
 			require.Equal(t, tc.termInResponse, pre.Term, "prevote response term")
 			rc.requireUnchanged(term, tc.votedTerm)
@@ -282,7 +294,7 @@ func TestPreVoteIsRefusedWhereTheVoteWouldBe(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(rc)
 			}
-			vote := rc.vote(voteFrom(tc.from, tc.term, tc.lastIndex, tc.lastTrm))
+			vote := rc.vote(voteReq)
 			require.Equal(t, tc.vote, vote.Granted, "vote")
 			require.Equal(t, tc.termInResponse, vote.Term, "vote response term")
 			require.Equal(t, tc.termAfterVote, rc.r.CurrentTerm(), "term after the vote")
