@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"bytes"
 	"time"
 )
 
@@ -139,97 +138,82 @@ func (r *Raft) askVoters(ask func(Server) voteResult) <-chan voteResult {
 	return results
 }
 
-// requestVote handles a RequestVote request, applying the rules of API.md
-// §4 in their order.
+// requestVote handles a RequestVote request: voteDecision decides, and
+// this handler makes its writes, in the order safety needs them: a newer
+// term is durable before anything else, and a granted vote is durable
+// before the answer.
 func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 	defer measureSince([]string{"raft", "rpc", "requestVote"}, time.Now())
 	r.observe(*req)
-	resp := &RequestVoteResponse{RPCHeader: r.header(), Term: r.getCurrentTerm()}
-	var rpcErr error
-	defer func() { rpc.Respond(resp, rpcErr) }()
-
 	candidate := req.Addr
 	if len(candidate) == 0 {
 		candidate = req.Candidate
 	}
-	candidateAddr := r.trans.DecodePeer(candidate)
-	candidateID := ServerID(req.ID)
-	latest := r.configurations.latest
-
-	// 1. Strangers to our configuration get no vote.
-	if len(req.ID) > 0 && len(latest.Servers) > 0 && !inConfiguration(latest, candidateID) {
-		r.logger.Warn("rejecting vote request since node is not in configuration", "from", candidateAddr)
-		return
+	b := ballot{
+		term:               req.Term,
+		candidateID:        ServerID(req.ID),
+		candidateAddr:      r.trans.DecodePeer(candidate),
+		candidate:          candidate,
+		lastLogIndex:       req.LastLogIndex,
+		lastLogTerm:        req.LastLogTerm,
+		leadershipTransfer: req.LeadershipTransfer,
 	}
-	// 2. A node that knows a live leader keeps it, unless the leader itself
-	// asked for this election.
-	if leaderAddr, leaderID := r.LeaderWithID(); leaderAddr != "" && !req.LeadershipTransfer &&
-		!sameServer(leaderAddr, leaderID, candidateAddr, candidateID) {
-		r.logger.Warn("rejecting vote request since we have a leader", "from", candidateAddr, "leader", leaderAddr, "leader-id", leaderID)
-		return
-	}
-	if !req.LeadershipTransfer && r.inLeaseQuietPeriod() {
-		r.logger.Warn("rejecting vote request during the lease quiet period after start", "from", candidateAddr)
-		return
-	}
-	// 3. Stale terms lose.
-	if req.Term < r.getCurrentTerm() {
-		return
-	}
-	// 4. A newer term makes us a follower in it.
-	if req.Term > r.getCurrentTerm() {
-		r.logger.Debug("lost leadership because received a requestVote with a newer term")
+	s := r.readVoterState(false)
+	v := voteDecision(b, s)
+	if v.adoptTerm {
+		r.logger.Debug("vote request with a newer term, stepping down", "term", req.Term)
 		if err := r.stepDownTo(req.Term); err != nil {
-			return
+			v.grant, v.reason = false, refusedTermNotDurable
 		}
-		resp.Term = req.Term
 	}
-	// 5. Nonvoters do not get elected. A server with no configuration yet
-	// (not bootstrapped, waiting to be) cannot tell, and votes.
-	if len(req.ID) > 0 && len(latest.Servers) > 0 && !hasVote(latest, candidateID) {
-		r.logger.Warn("rejecting vote request since node is not a voter", "from", candidateAddr)
-		return
+	if v.grant {
+		if err := r.persistVote(req.Term, candidate); err != nil {
+			r.logger.Error("failed to persist vote", "error", err)
+			v.grant, v.reason = false, refusedVoteNotDurable
+		}
 	}
-	// 6. One vote per term.
-	lastVoteTerm, err := getUint64(r.stable, keyLastVoteTerm)
-	if err != nil {
-		r.logger.Error("failed to get last vote term", "error", err)
-		return
+	r.logBallot(b, s, v)
+	if v.grant {
+		r.lastContact.store(time.Now())
 	}
-	lastVoteCand, err := getBytes(r.stable, keyLastVoteCand)
-	if err != nil {
-		r.logger.Error("failed to get last vote candidate", "error", err)
-		return
-	}
-	if lastVoteTerm == req.Term && lastVoteCand != nil && !bytes.Equal(lastVoteCand, candidate) {
-		r.logger.Warn("rejecting vote request since we voted for another candidate in this term", "term", req.Term)
-		return
-	}
-	// A repeat request from the candidate on record is not granted blindly:
-	// the record may be half a vote (a newer LastVoteTerm written beside the
-	// candidate of an older term, when the second write failed), so the log
-	// check below still applies.
-	// 7. §5.4.1: the candidate's log must be at least as up to date.
-	lastIndex, lastTerm := r.getLastEntry()
-	if lastTerm > req.LastLogTerm || (lastTerm == req.LastLogTerm && lastIndex > req.LastLogIndex) {
-		r.logger.Warn("rejecting vote request since our last index or term is greater",
-			"candidate", candidateAddr, "last-index", lastIndex, "last-term", lastTerm)
-		return
-	}
-	// 8. The vote is durable before it is granted.
-	if err := r.persistVote(req.Term, candidate); err != nil {
-		r.logger.Error("failed to persist vote", "error", err)
-		return
-	}
-	resp.Granted = true
-	r.lastContact.store(time.Now())
+	rpc.Respond(&RequestVoteResponse{RPCHeader: r.header(), Term: v.term, Granted: v.grant}, nil)
 }
 
-// sameServer reports whether a known server (by address and ID) is the
-// given one, by ID when both IDs are known.
-func sameServer(addr ServerAddress, id ServerID, otherAddr ServerAddress, otherID ServerID) bool {
-	if id != "" && otherID != "" {
-		return id == otherID
+// readVoterState reads the state voteDecision needs. Only a real vote
+// reads the vote record.
+func (r *Raft) readVoterState(prevote bool) voterState {
+	s := voterState{
+		currentTerm:   r.getCurrentTerm(),
+		quietPeriod:   r.inLeaseQuietPeriod(),
+		configuration: r.configurations.latest,
 	}
-	return addr == otherAddr
+	s.leaderAddr, s.leaderID = r.LeaderWithID()
+	s.lastLogIndex, s.lastLogTerm = r.getLastEntry()
+	if prevote {
+		return s
+	}
+	var err error
+	if s.votedTerm, err = getUint64(r.stable, keyLastVoteTerm); err != nil {
+		r.logger.Error("failed to get last vote term", "error", err)
+		s.voteRecordUnreadable = true
+	} else if s.votedFor, err = getBytes(r.stable, keyLastVoteCand); err != nil {
+		r.logger.Error("failed to get last vote candidate", "error", err)
+		s.voteRecordUnreadable = true
+	}
+	return s
+}
+
+// logBallot logs a refused vote or prevote with its reason.
+func (r *Raft) logBallot(b ballot, s voterState, v voteVerdict) {
+	if v.grant {
+		return
+	}
+	kind := "vote"
+	if b.prevote {
+		kind = "pre-vote"
+	}
+	r.logger.Warn("rejecting "+kind+" request", "reason", v.reason.String(),
+		"from", b.candidateAddr, "candidate-id", b.candidateID, "term", b.term, "our-term", s.currentTerm,
+		"leader", s.leaderAddr, "leader-id", s.leaderID,
+		"last-index", s.lastLogIndex, "last-term", s.lastLogTerm)
 }

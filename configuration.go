@@ -66,7 +66,9 @@ const (
 	DemoteVoter
 	// RemoveServer takes a server out of the configuration.
 	RemoveServer
-	// Promote turns a Staging server into a Voter; others are left alone.
+	// Promote is hashicorp/raft's command to turn a Staging server into a
+	// Voter. No method issues it (AddVoter adds Voters directly), and a
+	// change naming it is refused as unknown.
 	Promote
 	// AddStaging is an old name of AddVoter.
 	AddStaging = 0

@@ -5,8 +5,8 @@ import (
 )
 
 // configurationChangeRequest is one single-server membership change, as the
-// leader's loop receives it from AddVoter, AddNonvoter, DemoteVoter,
-// RemoveServer and the deprecated peer calls.
+// leader's loop receives it from AddVoter, AddNonvoter, DemoteVoter and
+// RemoveServer.
 type configurationChangeRequest struct {
 	// command says which change to make.
 	command ConfigurationChangeCommand
@@ -99,10 +99,6 @@ func nextConfiguration(current Configuration, currentIndex uint64, change config
 	case RemoveServer:
 		if position >= 0 {
 			configuration.Servers = append(configuration.Servers[:position], configuration.Servers[position+1:]...)
-		}
-	case Promote:
-		if position >= 0 && configuration.Servers[position].Suffrage == Staging {
-			configuration.Servers[position].Suffrage = Voter
 		}
 	default:
 		return Configuration{}, fmt.Errorf("raft: unknown configuration change command %d", uint8(change.command))

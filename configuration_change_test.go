@@ -179,26 +179,6 @@ func membershipDemotionAndRemovalRules() []membershipRule {
 			want:   base,
 		},
 		{
-			name:   "Promote turns a Staging server into a Voter",
-			change: configurationChangeRequest{command: Promote, serverID: "s"},
-			want:   membership(memberVoter("v", "10"), memberNonvoter("n", "20"), memberVoter("s", "30"), memberVoter("w", "50")),
-		},
-		{
-			name:   "Promote leaves a Nonvoter alone",
-			change: configurationChangeRequest{command: Promote, serverID: "n"},
-			want:   base,
-		},
-		{
-			name:   "Promote leaves a Voter alone",
-			change: configurationChangeRequest{command: Promote, serverID: "v"},
-			want:   base,
-		},
-		{
-			name:   "Promote of an absent server changes nothing",
-			change: configurationChangeRequest{command: Promote, serverID: "x"},
-			want:   base,
-		},
-		{
 			name:   "prevIndex equal to the latest index is accepted",
 			change: configurationChangeRequest{command: RemoveServer, serverID: "s", prevIndex: 7},
 			want:   membership(memberVoter("v", "10"), memberNonvoter("n", "20"), memberVoter("w", "50")),
@@ -285,6 +265,13 @@ func TestNextConfigurationRefusesInvalidChanges(t *testing.T) {
 			change:       configurationChangeRequest{command: ConfigurationChangeCommand(42), serverID: "v"},
 			wantErr:      "raft: unknown configuration change command 42",
 		},
+		{
+			name:         "Promote, which no method issues, is refused",
+			current:      base,
+			currentIndex: 9,
+			change:       configurationChangeRequest{command: Promote, serverID: "s"},
+			wantErr:      "raft: unknown configuration change command 4",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -312,7 +299,6 @@ func TestNextConfigurationNeverModifiesCurrent(t *testing.T) {
 		{command: DemoteVoter, serverID: "v"},
 		{command: RemoveServer, serverID: "v"},
 		{command: RemoveServer, serverID: "n"},
-		{command: Promote, serverID: "s"},
 	}
 	for _, change := range changes {
 		// Spare capacity would let an append write into current's array.

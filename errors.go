@@ -59,7 +59,8 @@ var (
 	ErrPipelineShutdown = errors.New("append pipeline closed")
 
 	// ErrLogNotFound: the store holds no entry at that index. Stores must
-	// return this very value; Raft compares it by identity.
+	// return this value, or an error wrapping it: Raft tests for it with
+	// errors.Is.
 	ErrLogNotFound = errors.New("log not found")
 
 	// ErrPipelineReplicationNotSupported: the transport offers no pipeline;

@@ -175,8 +175,10 @@ func (r *Raft) checkAppend(a *AppendEntriesRequest, resp *AppendEntriesResponse)
 		return false
 	}
 	// A leader of this term or a newer one exists: follow it. A candidate
-	// started by TimeoutNow keeps campaigning against the old leader.
-	if a.Term > r.getCurrentTerm() || (r.getState() != Follower && !r.candidateFromLeadershipTransfer.Load()) {
+	// started by TimeoutNow is no exception: it has moved to a new term
+	// before it handles another RPC, so the old leader's requests fail the
+	// term check above, and one of its new term comes from a real leader.
+	if a.Term > r.getCurrentTerm() || r.getState() != Follower {
 		if err := r.stepDownTo(a.Term); err != nil {
 			return false
 		}

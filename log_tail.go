@@ -91,7 +91,7 @@ func (t *logTail) dropThrough(index uint64) {
 	}
 }
 
-// clear empties the tail.
+// reset empties the tail.
 func (t *logTail) reset() {
 	t.mu.Lock()
 	t.entries = nil

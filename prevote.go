@@ -44,40 +44,22 @@ func (r *Raft) runPreVote() bool {
 	return false
 }
 
-// requestPreVote answers a RequestPreVote request. It never changes our
-// state nor writes anything.
+// requestPreVote answers a RequestPreVote request by the rules of a real
+// vote (voteDecision). It never changes our state nor writes anything.
 func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
 	defer measureSince([]string{"raft", "rpc", "requestPreVote"}, time.Now())
 	r.observe(*req)
-	currentTerm := r.getCurrentTerm()
-	resp := &RequestPreVoteResponse{RPCHeader: r.header(), Term: max(currentTerm, req.Term)}
-	defer func() { rpc.Respond(resp, nil) }()
-
-	candidateID := ServerID(req.ID)
-	candidateAddr := r.trans.DecodePeer(req.Addr)
-	latest := r.configurations.latest
-	if len(latest.Servers) > 0 && !inConfiguration(latest, candidateID) {
-		r.logger.Warn("rejecting pre-vote request since node is not in configuration", "from", candidateAddr)
-		return
+	b := ballot{
+		prevote:       true,
+		term:          req.Term,
+		candidateID:   ServerID(req.ID),
+		candidateAddr: r.trans.DecodePeer(req.Addr),
+		candidate:     req.Addr,
+		lastLogIndex:  req.LastLogIndex,
+		lastLogTerm:   req.LastLogTerm,
 	}
-	if leaderAddr, leaderID := r.LeaderWithID(); leaderAddr != "" && !sameServer(leaderAddr, leaderID, candidateAddr, candidateID) {
-		r.logger.Warn("rejecting pre-vote request since we have a leader", "from", candidateAddr, "leader", leaderAddr, "leader-id", leaderID)
-		return
-	}
-	if r.inLeaseQuietPeriod() {
-		r.logger.Warn("rejecting pre-vote request during the lease quiet period after start", "from", candidateAddr)
-		return
-	}
-	if req.Term < currentTerm {
-		return
-	}
-	if len(latest.Servers) > 0 && !hasVote(latest, candidateID) {
-		r.logger.Warn("rejecting pre-vote request since node is not a voter", "from", candidateAddr)
-		return
-	}
-	lastIndex, lastTerm := r.getLastEntry()
-	if lastTerm > req.LastLogTerm || (lastTerm == req.LastLogTerm && lastIndex > req.LastLogIndex) {
-		return
-	}
-	resp.Granted = true
+	s := r.readVoterState(true)
+	v := voteDecision(b, s)
+	r.logBallot(b, s, v)
+	rpc.Respond(&RequestPreVoteResponse{RPCHeader: r.header(), Term: v.term, Granted: v.grant}, nil)
 }

@@ -115,7 +115,9 @@ type Raft struct {
 	leaderID    ServerID
 	lastContact atomicTime
 
-	// fsmRestoredAt and similar are kept by the FSM runner.
+	// fsmAppliedSinceRestore is set by the FSM runner once it applies an
+	// entry, and cleared by every restore: until then the FSM holds nothing
+	// a new snapshot would add (ErrNothingNewToSnapshot).
 	fsmAppliedSinceRestore atomic.Bool
 	// readWaiters hold confirmed ReadIndex calls until their index is
 	// applied.

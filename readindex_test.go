@@ -241,7 +241,8 @@ func TestLeaseReadsStopBeforeANewLeaderCanBeElected(t *testing.T) {
 
 // The lease rule on a node with no goroutines: the lease runs from the
 // send time of the request a quorum accepted, for HeartbeatTimeout minus
-// MaxClockDrift; a transfer in progress ends it at once.
+// MaxClockDrift; a transfer in progress ends it at once, and a leader that
+// is no voter in its latest configuration does not count itself.
 func TestLeaseIsTheQuorumsAcceptedSendTimePlusHeartbeatTimeoutMinusDrift(t *testing.T) {
 	rc := newReceiver(t)
 	r := rc.r
@@ -264,12 +265,29 @@ func TestLeaseIsTheQuorumsAcceptedSendTimePlusHeartbeatTimeoutMinusDrift(t *test
 	l.transfer = &leadershipTransferFuture{}
 	require.False(t, l.leaseValid(base), "a transfer ends the lease")
 	l.transfer = nil
+
+	// The leader has appended a configuration that removes it: until that
+	// commits and it steps down, its lease needs a quorum of that
+	// configuration's voters, without itself.
+	bootstrap := r.configurations.latest
+	r.setLatestConfiguration(Configuration{Servers: []Server{
+		{Suffrage: Nonvoter, ID: "node0", Address: "addr0"},
+		{Suffrage: Voter, ID: "node1", Address: "addr1"},
+		{Suffrage: Voter, ID: "node2", Address: "addr2"},
+	}}, 2)
+	require.False(t, l.leaseValid(base), "a leader outside its latest configuration counted itself")
+	l.replState["node2"].ackedSend.store(base)
+	require.True(t, l.leaseValid(base), "both remaining voters accepted a send at base")
+	r.setLatestConfiguration(bootstrap, 1)
+
 	conf.LeaseReads = false
 	require.False(t, l.leaseValid(base), "lease reads are opt-in")
 }
 
 // With lease reads, a node refuses votes and prevotes for HeartbeatTimeout
 // after it starts: before a restart it may have extended a leader's lease.
+// An election the leader asked for (TimeoutNow) is exempt: that leader has
+// given its lease up.
 func TestLeaseQuietPeriodRefusesVotesAfterStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rc := newReceiver(t)
@@ -278,16 +296,23 @@ func TestLeaseQuietPeriodRefusesVotesAfterStart(t *testing.T) {
 		conf.LeaseReads = true
 		r.conf.Store(&conf)
 		r.startedAt = time.Now()
-		vote := func(transfer bool) bool {
-			resp := rc.call(&RequestVoteRequest{
-				RPCHeader: RPCHeader{ProtocolVersion: ProtocolVersionMax, ID: []byte("node1"), Addr: []byte("addr1")},
-				Term:      5, LastLogIndex: 10, LastLogTerm: 5, LeadershipTransfer: transfer,
-			})
-			return resp.Response.(*RequestVoteResponse).Granted
+		vote := func(from string, transfer bool) bool {
+			req := voteFrom(from, 5, 10, 5)
+			req.LeadershipTransfer = transfer
+			return rc.vote(req).Granted
 		}
-		require.False(t, vote(false), "vote granted inside the quiet period")
-		time.Sleep(conf.HeartbeatTimeout)
-		require.True(t, vote(false), "vote refused after the quiet period")
+		preVote := func(from string) bool { return rc.preVote(from, 5, 10, 5).Granted }
+
+		require.False(t, preVote("node1"), "prevote granted inside the quiet period")
+		require.False(t, vote("node1", false), "vote granted inside the quiet period")
+		require.Equal(t, uint64(1), r.CurrentTerm(), "a refused candidate's term is not adopted")
+		require.True(t, vote("node1", true), "vote for a leadership transfer refused inside the quiet period")
+
+		time.Sleep(conf.HeartbeatTimeout - time.Nanosecond)
+		require.False(t, preVote("node2"), "prevote granted before the quiet period ended")
+		time.Sleep(time.Nanosecond)
+		require.True(t, preVote("node2"), "prevote refused after the quiet period")
+		require.True(t, vote("node1", false), "vote refused after the quiet period")
 	})
 }
 

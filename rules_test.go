@@ -14,8 +14,8 @@ import (
 // stores but runs no goroutine: each test hands crafted requests to
 // processRPC and checks the answer and the stores. No timing is involved.
 
-// receiver is a node of the configuration {node0 (itself), node1, node2}
-// whose stores may be made to fail.
+// receiver is a node of the configuration {node0 (itself), node1, node2;
+// node3 a nonvoter} whose stores may be made to fail.
 type receiver struct {
 	t     *testing.T
 	r     *Raft
@@ -46,6 +46,7 @@ func newReceiverOn(t *testing.T, wrap func(*faultStore) raftStore, terms ...uint
 		{Suffrage: Voter, ID: "node0", Address: "addr0"},
 		{Suffrage: Voter, ID: "node1", Address: "addr1"},
 		{Suffrage: Voter, ID: "node2", Address: "addr2"},
+		{Suffrage: Nonvoter, ID: "node3", Address: "addr3"},
 	}}
 	require.NoError(t, BootstrapCluster(conf, store, store, snaps, trans, configuration))
 	for i, term := range terms {
@@ -189,22 +190,116 @@ func TestVoterRefusesStrangersAndNonvoters(t *testing.T) {
 	rc := newReceiver(t, 1)
 	require.False(t, rc.vote(voteFrom("node9", 2, 2, 1)).Granted, "a server outside the configuration")
 	require.Equal(t, uint64(1), rc.r.CurrentTerm(), "a stranger's term is not adopted")
+	require.False(t, rc.vote(voteFrom("node3", 2, 2, 1)).Granted, "a nonvoter")
+	require.Equal(t, uint64(2), rc.r.CurrentTerm(), "a nonvoter's newer term is adopted before it is refused")
+	require.True(t, rc.vote(voteFrom("node1", 2, 2, 1)).Granted, "the vote of term 2 is still free")
+}
+
+// preVote hands a RequestPreVote to the node and returns the answer.
+func (rc *receiver) preVote(id string, term, lastIndex, lastTerm uint64) *RequestPreVoteResponse {
+	rc.t.Helper()
+	resp := rc.call(&RequestPreVoteRequest{RPCHeader: header(id), Term: term, LastLogIndex: lastIndex, LastLogTerm: lastTerm})
+	require.NoError(rc.t, resp.Error)
+	return resp.Response.(*RequestPreVoteResponse)
+}
+
+// requireUnchanged checks that the node is still a follower of term with
+// no vote recorded beyond votedTerm.
+func (rc *receiver) requireUnchanged(term, votedTerm uint64) {
+	rc.t.Helper()
+	require.Equal(rc.t, term, rc.r.CurrentTerm(), "current term")
+	stored, err := getUint64(rc.store, keyCurrentTerm)
+	require.NoError(rc.t, err)
+	require.Equal(rc.t, term, stored, "durable term")
+	lastVoteTerm, err := getUint64(rc.store, keyLastVoteTerm)
+	require.NoError(rc.t, err)
+	require.Equal(rc.t, votedTerm, lastVoteTerm, "vote record")
+	require.Equal(rc.t, Follower, rc.r.State())
 }
 
 func TestPreVoteRequestChangesNothing(t *testing.T) {
 	rc := newReceiver(t, 1)
-	h := header("node1")
-	resp := rc.call(&RequestPreVoteRequest{RPCHeader: h, Term: 7, LastLogIndex: 2, LastLogTerm: 1})
-	require.NoError(t, resp.Error)
-	require.True(t, resp.Response.(*RequestPreVoteResponse).Granted)
-	require.Equal(t, uint64(1), rc.r.CurrentTerm(), "prevote must not move the term")
-	term, err := getUint64(rc.store, keyCurrentTerm)
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), term, "prevote must not write the term")
-	lastVoteTerm, err := getUint64(rc.store, keyLastVoteTerm)
-	require.NoError(t, err)
-	require.Zero(t, lastVoteTerm, "prevote must not record a vote")
-	require.Equal(t, Follower, rc.r.State())
+	require.True(t, rc.preVote("node1", 7, 2, 1).Granted)
+	rc.requireUnchanged(1, 0)
+}
+
+// §9.6: a prevote is granted only where the real vote would be, but for
+// the vote already given in the term, which a prevote does not consult.
+// Each case asks a prevote, then (on a fresh node) the real vote, with the
+// same request; a refused prevote changes nothing either.
+func TestPreVoteIsRefusedWhereTheVoteWouldBe(t *testing.T) {
+	cases := []struct {
+		name string
+		// log holds the terms of the node's entries after the bootstrap
+		// entry; the node's term is the last of them.
+		log []uint64
+		// setup prepares the node before the request.
+		setup func(rc *receiver)
+		// votedTerm is the vote record after setup.
+		votedTerm uint64
+		// from names the candidate; noID sends its address only, as a peer
+		// too old to send IDs does.
+		from                      string
+		noID                      bool
+		term, lastIndex, lastTerm uint64
+		vote, prevote             bool
+		termAfterVote             uint64
+		termInResponse            uint64
+	}{
+		{name: "granted", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTerm: 1,
+			vote: true, prevote: true, termAfterVote: 2, termInResponse: 2},
+		{name: "stranger", log: []uint64{1}, from: "node9", term: 2, lastIndex: 2, lastTerm: 1,
+			termAfterVote: 1, termInResponse: 2},
+		{name: "nonvoter", log: []uint64{1}, from: "node3", term: 2, lastIndex: 2, lastTerm: 1,
+			termAfterVote: 2, termInResponse: 2},
+		{name: "candidate without an ID: membership unknown", log: []uint64{1}, from: "node9", noID: true, term: 2, lastIndex: 2, lastTerm: 1,
+			vote: true, prevote: true, termAfterVote: 2, termInResponse: 2},
+		{name: "live leader", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTerm: 1,
+			setup: func(rc *receiver) {
+				require.True(rc.t, rc.append(&AppendEntriesRequest{RPCHeader: header("node2"), Term: 1}).Success)
+			},
+			termAfterVote: 1, termInResponse: 2},
+		{name: "stale term", log: []uint64{1, 3}, from: "node1", term: 2, lastIndex: 9, lastTerm: 9,
+			termAfterVote: 3, termInResponse: 3},
+		{name: "stale log, older last term", log: []uint64{1, 2}, from: "node1", term: 3, lastIndex: 5, lastTerm: 1,
+			termAfterVote: 3, termInResponse: 3},
+		{name: "stale log, shorter", log: []uint64{1}, from: "node1", term: 2, lastIndex: 1, lastTerm: 1,
+			termAfterVote: 2, termInResponse: 2},
+		{name: "voted for another in the term", log: []uint64{1}, from: "node1", term: 2, lastIndex: 2, lastTerm: 1,
+			setup: func(rc *receiver) {
+				require.True(rc.t, rc.vote(voteFrom("node2", 2, 2, 1)).Granted)
+			},
+			votedTerm: 2, prevote: true, termAfterVote: 2, termInResponse: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, tc.log...)
+			if tc.setup != nil {
+				tc.setup(rc)
+			}
+			term := rc.r.CurrentTerm()
+			preReq := &RequestPreVoteRequest{RPCHeader: header(tc.from), Term: tc.term, LastLogIndex: tc.lastIndex, LastLogTerm: tc.lastTerm}
+			voteReq := voteFrom(tc.from, tc.term, tc.lastIndex, tc.lastTerm)
+			if tc.noID {
+				preReq.ID, voteReq.ID = nil, nil
+			}
+			resp := rc.call(preReq)
+			require.NoError(t, resp.Error)
+			pre := resp.Response.(*RequestPreVoteResponse)
+			require.Equal(t, tc.prevote, pre.Granted, "prevote")
+			require.Equal(t, tc.termInResponse, pre.Term, "prevote response term")
+			rc.requireUnchanged(term, tc.votedTerm)
+
+			rc = newReceiver(t, tc.log...)
+			if tc.setup != nil {
+				tc.setup(rc)
+			}
+			vote := rc.vote(voteReq)
+			require.Equal(t, tc.vote, vote.Granted, "vote")
+			require.Equal(t, tc.termInResponse, vote.Term, "vote response term")
+			require.Equal(t, tc.termAfterVote, rc.r.CurrentTerm(), "term after the vote")
+		})
+	}
 }
 
 func TestFollowerDoesNotAcknowledgeEntriesItFailedToStore(t *testing.T) {
