@@ -257,7 +257,7 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		return
 	}
 	resp.Granted = true
-	r.lastContact.store(time.Now())
+	r.lastContact.store(r.clock.now())
 }
 
 // sameServer reports whether a known server (by address and ID) is the

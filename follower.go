@@ -41,7 +41,7 @@ func (r *Raft) runFollower() {
 			r.mainSaturation.working()
 			timeout := r.config().HeartbeatTimeout
 			heartbeatTimer = r.randomTimeout(timeout)
-			if time.Since(r.lastContact.load()) < timeout {
+			if r.clock.since(r.lastContact.load()) < timeout {
 				continue
 			}
 			// The leader has gone quiet: forget it, so that prevotes and
@@ -285,5 +285,5 @@ func (r *Raft) finishAppend(ar *appendRequest) {
 		}
 	}
 	ar.resp.Success = true
-	r.lastContact.store(time.Now())
+	r.lastContact.store(r.clock.now())
 }

@@ -132,7 +132,7 @@ func (r *Raft) teardownLeader() {
 // leaderLoop serves as leader until the role changes.
 func (r *Raft) leaderLoop() {
 	ls := &r.leaderState
-	leaseTimer := time.After(r.config().LeaderLeaseTimeout)
+	leaseTimer := r.clock.after(r.config().LeaderLeaseTimeout)
 	oldestLogTimer := time.After(10 * time.Second)
 	for r.getState() == Leader {
 		// Membership changes wait while one is uncommitted, and until an
@@ -332,7 +332,7 @@ func (r *Raft) checkLeaderLease() <-chan time.Time {
 	leaseTimeout := r.config().LeaderLeaseTimeout
 	contacted := 0
 	var maxDiff time.Duration
-	now := time.Now()
+	now := r.clock.now()
 	for _, server := range r.configurations.latest.Servers {
 		if server.Suffrage != Voter {
 			continue
@@ -361,7 +361,7 @@ func (r *Raft) checkLeaderLease() <-chan time.Time {
 		r.setState(Follower)
 		incrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
 	}
-	return time.After(max(leaseTimeout-maxDiff, minCheckInterval))
+	return r.clock.after(max(leaseTimeout-maxDiff, minCheckInterval))
 }
 
 // handleOpLeader serves a main-loop request as leader.

@@ -126,6 +126,8 @@ type Raft struct {
 	startedAt time.Time
 	// rand is the source of the node's random choices (random.go).
 	rand *nodeRand
+	// clock is the node's time for elections and leases (clock.go).
+	clock nodeClock
 
 	shutdownMu sync.Mutex
 	shutdown   bool
@@ -195,6 +197,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 
 	localAddr := trans.LocalAddr()
 	localID := conf.LocalID
+	clock := newNodeClock(conf, trans)
 
 	r := &Raft{
 		RestoreCommittedLogs:  conf.RestoreCommittedLogs,
@@ -216,8 +219,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		timerResetCh:          make(chan struct{}, 1),
 		leaderCh:              make(chan bool, 1),
 		shutdownCh:            make(chan struct{}),
-		startedAt:             time.Now(),
-		rand:                  newNodeRand(conf, trans),
+		startedAt:             clock.now(),
+		clock:                 clock,
+		rand:                  newNodeRand(conf, trans).withClock(clock),
 		observers:             map[uint64]*Observer{},
 	}
 	confCopy := *conf
@@ -567,7 +571,7 @@ func (r *Raft) processHeartbeat(rpc RPC) {
 	known := r.getState() == Follower && req.Term == r.getCurrentTerm() &&
 		r.leaderID != "" && ServerID(req.ID) == r.leaderID
 	if known {
-		r.lastContact.store(time.Now())
+		r.lastContact.store(r.clock.now())
 		lastIndex := r.getLastIndex()
 		resp := &AppendEntriesResponse{
 			RPCHeader: r.header(),

@@ -95,7 +95,7 @@ func newFollowerReplication(r *Raft, peer Server, ls *leaderState, nextIndex uin
 		heartbeatRand:   r.rand.stream("heartbeat", string(peer.ID), strconv.FormatUint(ls.term, 10)),
 	}
 	// A new leader starts with a full lease towards every peer.
-	s.lastContact.store(time.Now())
+	s.lastContact.store(r.clock.now())
 	return s
 }
 
@@ -379,10 +379,10 @@ func (s *followerReplication) pipelineAnswer(future AppendFuture, matched *atomi
 		sawNewerTerm.Store(true)
 		s.signalStepDown(resp.Term)
 	case !resp.Success:
-		s.lastContact.store(time.Now())
+		s.lastContact.store(r.clock.now())
 	default:
-		s.lastContact.store(time.Now())
-		s.storeAckedSend(future.Start())
+		s.lastContact.store(r.clock.now())
+		s.storeAckedSend(r.clock.fromReal(future.Start()))
 		last := req.PrevLogEntry
 		if n := len(req.Entries); n > 0 {
 			last = req.Entries[n-1].Index
@@ -450,9 +450,9 @@ func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTer
 			s.signalStepDown(resp.Term)
 			return true
 		}
-		s.lastContact.store(time.Now())
+		s.lastContact.store(r.clock.now())
 		if resp.Success {
-			s.storeAckedSend(start)
+			s.storeAckedSend(r.clock.fromReal(start))
 			s.failures = 0
 			matched := req.PrevLogEntry
 			if n := len(req.Entries); n > 0 {
@@ -580,10 +580,10 @@ func (s *followerReplication) heartbeat() {
 		if resp.Term > s.term {
 			s.signalStepDown(resp.Term)
 		} else {
-			s.lastContact.store(time.Now())
+			s.lastContact.store(r.clock.now())
 		}
 		if resp.Success && resp.Term == s.term {
-			s.storeAckedSend(start)
+			s.storeAckedSend(r.clock.fromReal(start))
 		}
 		for _, v := range verifies {
 			v.vote(resp.Success && resp.Term == s.term)

@@ -337,7 +337,7 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	}
 	r.logger.Info("installed remote snapshot", "index", req.LastLogIndex, "term", req.LastLogTerm)
 	resp.Success = true
-	r.lastContact.store(time.Now())
+	r.lastContact.store(r.clock.now())
 }
 
 // isMonotonic reports whether the log store cannot hold gaps.
@@ -390,7 +390,7 @@ func (s *followerReplication) sendLatestSnapshot() (newerTerm bool, err error) {
 		s.signalStepDown(resp.Term)
 		return true, nil
 	}
-	s.lastContact.store(time.Now())
+	s.lastContact.store(r.clock.now())
 	if !resp.Success {
 		return false, fmt.Errorf("peer %s refused snapshot %s", peer.ID, meta.ID)
 	}
