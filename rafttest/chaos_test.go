@@ -106,6 +106,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 		sched.clients = len(trace.clients)
 	}
 	t.Logf("schedule: %+v", sched)
+	clockDrift := chaosClockDrift(seed)
 	c := NewCluster(t, Options{
 		Voters:    5,
 		Seed:      seed,
@@ -122,6 +123,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 				conf.MaxAppendEntries = sched.maxAppendEntries
 			}
 		},
+		ClockDrift:  clockDrift,
 		WaitTimeout: 20 * time.Second,
 	})
 	h := NewHistory()
@@ -169,6 +171,23 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 		trace.final = replayState(c)
 	}
 	h.CheckLinearizable(t, KVModel(), *checkTimeoutFlag)
+}
+
+// chaosClockDrift gives every start of a node a clock that runs fast or
+// slow, drawn from the seed within ±SafeClockDrift of the kit's timeouts
+// (50ms heartbeat, 5ms MaxClockDrift with ReadLease): every pair of clocks
+// stays within the drift lease reads allow, so no schedule may see a stale
+// read. The draws follow the order of the starts, which the nemesis makes
+// one at a time.
+func chaosClockDrift(seed int64) func(raft.ServerID) float64 {
+	bound := SafeClockDrift(50*time.Millisecond, 5*time.Millisecond)
+	rng := newRand(seed, stream("chaos", "clocks"))
+	var mu sync.Mutex
+	return func(raft.ServerID) float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return bound * (2*rng.Float64() - 1)
+	}
 }
 
 // runChaosClient issues random operations on a few keys until stop closes.
