@@ -151,6 +151,13 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	}
 
 	n := newNemesis(c, rng)
+	// Enough for three AppendEntries: the new leader of figure8 then
+	// sends its term's first entry only in the third.
+	batch := sched.maxAppendEntries
+	if batch == 0 {
+		batch = raft.DefaultConfig().MaxAppendEntries
+	}
+	n.figure8Tail = 2*batch + 4
 	n.record = func(event string) { trace.nemesis = append(trace.nemesis, trace.at()+event) }
 	deadline := time.Now().Add(sched.duration)
 	for time.Now().Before(deadline) {
@@ -252,6 +259,9 @@ type nemesis struct {
 	actions map[string]int
 	// record, when set, is told every step taken.
 	record func(event string)
+	// figure8Tail is how many entries figure8 appends to the first leader
+	// once it is cut off (0: only what the clients write).
+	figure8Tail int
 }
 
 func newNemesis(c *Cluster, rng *rand.Rand) *nemesis {
@@ -515,19 +525,23 @@ func without(ids []raft.ServerID, drop ...raft.ServerID) []raft.ServerID {
 // figure8 drives the cluster through the shape of Figure 8 of the Raft
 // paper, where a leader that commits an entry of an earlier term by
 // counting its replicas loses it:
-//  1. the leader (term a) is cut off with one partner: both keep an
-//     uncommitted tail of term a;
+//  1. the leader (term a) is cut off with one partner, and is handed a tail
+//     of figure8Tail entries (puts of a key the clients never touch) on
+//     top of its clients' writes: both keep an uncommitted tail of term a;
 //  2. the other three elect a leader (term b), which is cut off at the
 //     moment it wins, its own entries on no one else;
 //  3. the term-a pair rejoins the two that are left and one of the pair
-//     wins (term c), catching the others up over slow links; the pair is
-//     crashed a random few milliseconds later, possibly before the term-c
-//     entry reached a majority, while the entries of term a may have;
+//     wins (term c), catching the others up over slow links. The tail is
+//     long enough that its first AppendEntries to them carry only term-a
+//     entries; the pair is crashed as soon as the term-c leader's commit
+//     index moves (and it has applied what it committed), or after a
+//     while. Raft moves it only once the term-c entry is on a majority; a
+//     leader that counts replicas of earlier terms moves it as soon as the
+//     first term-a entries reach a third node, and applies them;
 //  4. the term-b leader rejoins: its last term beats the term-a tails of
-//     the two left, and it may win and overwrite them.
-//
-// Raft commits the term-a entries in step 3 only together with an entry of
-// term c, so step 4 never overwrites a committed entry.
+//     the two left, it wins and overwrites them. The entries the crashed
+//     leader applied at those indexes differ from what the others apply
+//     there, which CheckStateMachineSafety reports.
 func (n *nemesis) figure8(t *testing.T) {
 	if n.down() > 0 {
 		return
@@ -541,6 +555,14 @@ func (n *nemesis) figure8(t *testing.T) {
 	partner := others[0]
 	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
 	n.did("figure8-cut-pair", first, partner)
+	if r := n.c.Node(first).Raft(); r != nil {
+		for i := range n.figure8Tail {
+			// The futures resolve when first loses leadership; nobody
+			// waits for them.
+			r.Apply(EncodeKV(KVInput{Op: KVPut, Key: "figure8", Value: fmt.Sprint(i)}), 0)
+		}
+		n.did("figure8-tail", n.figure8Tail)
+	}
 	// 2. The next leader is cut off as it wins, before it replicates.
 	second, ok := n.nextWinner(func(id raft.ServerID) { n.c.Isolate(id) })
 	if !ok {
@@ -551,12 +573,17 @@ func (n *nemesis) figure8(t *testing.T) {
 	// 3. Everyone but the second leader is connected again, over slow
 	// links that stretch the catching up over several milliseconds.
 	n.c.SetAllLinkFaults(LinkFault{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond})
-	third, ok := n.nextWinner(nil, func() { n.c.Partition(without(n.ids, second), []raft.ServerID{second}) })
+	var wonAt uint64
+	third, ok := n.nextWinner(func(id raft.ServerID) {
+		if r := n.c.Node(id).Raft(); r != nil {
+			wonAt = r.CommitIndex()
+		}
+	}, func() { n.c.Partition(without(n.ids, second), []raft.ServerID{second}) })
 	if !ok {
 		n.record("figure8: no third leader")
 		return
 	}
-	time.Sleep(time.Duration(n.rng.Int64N(int64(20 * time.Millisecond))))
+	n.did("figure8-third", third, n.awaitFirstCommit(third, wonAt, 20*time.Millisecond+time.Duration(n.rng.Int64N(int64(80*time.Millisecond)))))
 	// The third leader goes down, and with it the other node of the pair,
 	// the one follower sure to hold the third leader's first entry: the
 	// second leader then needs only the two that were catching up.
@@ -568,6 +595,25 @@ func (n *nemesis) figure8(t *testing.T) {
 	// 4. The second leader rejoins.
 	n.c.Heal()
 	n.did("heal")
+}
+
+// awaitFirstCommit waits until the leader id moves its commit index past
+// wonAt, where it stood when it won, and has applied that far, or until
+// timeout; it says which happened. It looks every 100µs: the step that
+// follows must land between two AppendEntries of the leader.
+func (n *nemesis) awaitFirstCommit(id raft.ServerID, wonAt uint64, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		r := n.c.Node(id).Raft()
+		if r == nil {
+			return "crashed"
+		}
+		if commit := r.CommitIndex(); commit > wonAt && r.AppliedIndex() >= commit {
+			return fmt.Sprintf("committed %d", commit)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return "no commit"
 }
 
 // recover heals the network, restarts crashed nodes and adds removed ones
