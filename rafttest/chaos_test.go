@@ -151,13 +151,11 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	}
 
 	n := newNemesis(c, rng)
-	// Enough for three AppendEntries: the new leader of figure8 then
-	// sends its term's first entry only in the third.
 	batch := sched.maxAppendEntries
 	if batch == 0 {
 		batch = raft.DefaultConfig().MaxAppendEntries
 	}
-	n.figure8Tail = 2*batch + 4
+	n.burst = 2*batch + 4
 	n.record = func(event string) { trace.nemesis = append(trace.nemesis, trace.at()+event) }
 	deadline := time.Now().Add(sched.duration)
 	for time.Now().Before(deadline) {
@@ -169,6 +167,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	// still makes progress with them before they stop.
 	time.Sleep(200 * time.Millisecond)
 	stopClients()
+	n.quietCatchUp(t)
 
 	ok, unknown := h.Summary()
 	t.Logf("nemesis: %v; operations: %d ok, %d unknown", n.actions, ok, unknown)
@@ -259,9 +258,9 @@ type nemesis struct {
 	actions map[string]int
 	// record, when set, is told every step taken.
 	record func(event string)
-	// figure8Tail is how many entries figure8 appends to the first leader
-	// once it is cut off (0: only what the clients write).
-	figure8Tail int
+	// burst is how many entries figure8 and quietCatchUp append at once,
+	// to a key the clients never touch: enough for three AppendEntries.
+	burst int
 }
 
 func newNemesis(c *Cluster, rng *rand.Rand) *nemesis {
@@ -526,7 +525,7 @@ func without(ids []raft.ServerID, drop ...raft.ServerID) []raft.ServerID {
 // paper, where a leader that commits an entry of an earlier term by
 // counting its replicas loses it:
 //  1. the leader (term a) is cut off with one partner, and is handed a tail
-//     of figure8Tail entries (puts of a key the clients never touch) on
+//     of burst entries (puts of a key the clients never touch) on
 //     top of its clients' writes: both keep an uncommitted tail of term a;
 //  2. the other three elect a leader (term b), which is cut off at the
 //     moment it wins, its own entries on no one else;
@@ -556,12 +555,8 @@ func (n *nemesis) figure8(t *testing.T) {
 	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
 	n.did("figure8-cut-pair", first, partner)
 	if r := n.c.Node(first).Raft(); r != nil {
-		for i := range n.figure8Tail {
-			// The futures resolve when first loses leadership; nobody
-			// waits for them.
-			r.Apply(EncodeKV(KVInput{Op: KVPut, Key: "figure8", Value: fmt.Sprint(i)}), 0)
-		}
-		n.did("figure8-tail", n.figure8Tail)
+		n.appendBurst(r, "figure8")
+		n.did("figure8-tail", n.burst)
 	}
 	// 2. The next leader is cut off as it wins, before it replicates.
 	second, ok := n.nextWinner(func(id raft.ServerID) { n.c.Isolate(id) })
@@ -614,6 +609,37 @@ func (n *nemesis) awaitFirstCommit(id raft.ServerID, wonAt uint64, timeout time.
 		time.Sleep(100 * time.Microsecond)
 	}
 	return "no commit"
+}
+
+// appendBurst appends n.burst puts of key to r without waiting for them:
+// their futures resolve when they commit or r loses leadership.
+func (n *nemesis) appendBurst(r *raft.Raft, key string) {
+	for i := range n.burst {
+		r.Apply(EncodeKV(KVInput{Op: KVPut, Key: key, Value: fmt.Sprint(i)}), 0)
+	}
+}
+
+// quietCatchUp runs once the clients have stopped: a follower is cut off
+// while the leader commits a burst, and then catches up over several
+// AppendEntries, each carrying a commit index past its last entry. No
+// later write pushes the follower's commit index on, so the
+// CheckConsistent that follows sees whether it applies everything from
+// what those requests carried alone.
+func (n *nemesis) quietCatchUp(t *testing.T) {
+	leader, err := n.c.Leader(5 * time.Second)
+	require.NoError(t, err, "no leader after recovery")
+	followers := without(n.up(), leader.ID())
+	if len(followers) == 0 {
+		return
+	}
+	follower := n.pick(followers)
+	n.c.Isolate(follower)
+	if r := leader.Raft(); r != nil {
+		n.appendBurst(r, "catch-up")
+		err = r.Barrier(time.Second).Error()
+	}
+	n.c.Heal()
+	n.did("quiet-catch-up", follower, err)
 }
 
 // recover heals the network, restarts crashed nodes and adds removed ones
