@@ -263,7 +263,7 @@ func (r *Raft) Stats() map[string]string {
 	case last.IsZero():
 		s["last_contact"] = "never"
 	default:
-		s["last_contact"] = fmt.Sprintf("%v", time.Since(last))
+		s["last_contact"] = fmt.Sprintf("%v", r.clock.since(last))
 	}
 	return s
 }

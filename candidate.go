@@ -174,7 +174,7 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 	}
 	r.logBallot(b, s, v)
 	if v.grant {
-		r.lastContact.store(time.Now())
+		r.lastContact.store(r.clock.now())
 	}
 	rpc.Respond(&RequestVoteResponse{RPCHeader: r.header(), Term: v.term, Granted: v.grant}, nil)
 }

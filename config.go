@@ -146,6 +146,9 @@ type Config struct {
 	// randomSeed, when not zero, seeds the node's random choices (see
 	// random.go); the package's tests set it to replay a cluster.
 	randomSeed uint64
+	// clockDrift, when not zero, makes the node's clock run at rate
+	// 1+clockDrift (see clock.go); the package's tests set it.
+	clockDrift float64
 }
 
 // ReloadableConfig holds the Config fields that (*Raft).ReloadConfig may

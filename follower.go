@@ -21,7 +21,7 @@ func (r *Raft) runFollower() {
 		case timerFired:
 			timeout := r.config().HeartbeatTimeout
 			heartbeatTimer = r.randomTimeout(timeout)
-			if time.Since(r.lastContact.load()) < timeout {
+			if r.clock.since(r.lastContact.load()) < timeout {
 				continue
 			}
 			if r.leaderSilent(&warnedNoPeers, leaderAddr, leaderID) {
@@ -253,5 +253,5 @@ func (r *Raft) finishAppend(ar *appendRequest) {
 		}
 	}
 	ar.resp.Success = true
-	r.lastContact.store(time.Now())
+	r.lastContact.store(r.clock.now())
 }

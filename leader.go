@@ -134,7 +134,7 @@ func (l *leader) teardown() {
 // loop serves as leader until the role changes.
 func (l *leader) loop() {
 	r := l.r
-	leaseTimer := time.After(r.config().LeaderLeaseTimeout)
+	leaseTimer := r.clock.after(r.config().LeaderLeaseTimeout)
 	oldestLogTimer := time.After(10 * time.Second)
 	for r.getState() == Leader {
 		// Membership changes wait while one is uncommitted, and until an
@@ -334,7 +334,7 @@ func (l *leader) checkLease() <-chan time.Time {
 	contacted := voters.newTally()
 	contacted.grant(r.localID)
 	var maxDiff time.Duration
-	now := time.Now()
+	now := r.clock.now()
 	for _, id := range voters.ids {
 		repl, ok := l.replState[id]
 		if !ok {
@@ -356,7 +356,7 @@ func (l *leader) checkLease() <-chan time.Time {
 		r.setState(Follower)
 		incrCounter([]string{"raft", "transition", "leader_lease_timeout"}, 1)
 	}
-	return time.After(max(leaseTimeout-maxDiff, minCheckInterval))
+	return r.clock.after(max(leaseTimeout-maxDiff, minCheckInterval))
 }
 
 // startVerify starts a leadership check: a heartbeat round whose answers

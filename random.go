@@ -41,6 +41,8 @@ type nodeRand struct {
 	seed uint64
 	// loop is the main loop's stream; main loop only.
 	loop *randomStream
+	// clock times the streams' timeouts (clock.go).
+	clock nodeClock
 }
 
 // newNodeRand seeds a node from conf, then trans, then afresh.
@@ -57,6 +59,13 @@ func newNodeRand(conf *Config, trans Transport) *nodeRand {
 	return nr
 }
 
+// withClock makes the timeouts of nr's streams run on clock.
+func (nr *nodeRand) withClock(clock nodeClock) *nodeRand {
+	nr.clock = clock
+	nr.loop.clock = clock
+	return nr
+}
+
 // stream returns the stream of the goroutine named by parts: the same
 // parts give the same numbers.
 func (nr *nodeRand) stream(parts ...string) *randomStream {
@@ -65,13 +74,14 @@ func (nr *nodeRand) stream(parts ...string) *randomStream {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	return &randomStream{rng: rand.New(rand.NewPCG(nr.seed, h.Sum64()))}
+	return &randomStream{rng: rand.New(rand.NewPCG(nr.seed, h.Sum64())), clock: nr.clock}
 }
 
 // randomStream is the random source of one goroutine; it is not safe for
 // concurrent use.
 type randomStream struct {
-	rng *rand.Rand
+	rng   *rand.Rand
+	clock nodeClock
 }
 
 // duration returns a uniformly random duration in [0, d), d > 0.
@@ -79,13 +89,13 @@ func (s *randomStream) duration(d time.Duration) time.Duration {
 	return time.Duration(s.rng.Int64N(int64(d)))
 }
 
-// timeout returns a channel that fires after a random time in [d, 2d). A
-// zero d never fires.
+// timeout returns a channel that fires after a random time in [d, 2d) of
+// the node's clock. A zero d never fires.
 func (s *randomStream) timeout(d time.Duration) <-chan time.Time {
 	if d <= 0 {
 		return nil
 	}
-	return time.After(d + s.duration(d))
+	return s.clock.after(d + s.duration(d))
 }
 
 // randomTimeout is the main loop's timeout (see randomStream.timeout).

@@ -107,7 +107,7 @@ func (l *leader) startReads(reads []*readIndexFuture) {
 		f.index = index
 	}
 	addSample([]string{"raft", "read", "perRound"}, float32(len(reads)))
-	if l.leaseValid(time.Now()) {
+	if l.leaseValid(r.clock.now()) {
 		incrCounter([]string{"raft", "read", "leaseHit"}, float32(len(reads)))
 		for _, f := range reads {
 			r.readWaiters.add(r, f)
@@ -186,7 +186,7 @@ func (l *leader) leaseValid(now time.Time) bool {
 // extended some leader's lease, and it no longer knows that leader.
 func (r *Raft) inLeaseQuietPeriod() bool {
 	conf := r.config()
-	return conf.LeaseReads && time.Since(r.startedAt) < conf.HeartbeatTimeout
+	return conf.LeaseReads && r.clock.since(r.startedAt) < conf.HeartbeatTimeout
 }
 
 // readWaiters holds confirmed reads until the FSM has applied their index.

@@ -93,7 +93,7 @@ func newFollowerReplication(r *Raft, peer Server, l *leader, nextIndex uint64) *
 		heartbeatRand:   r.rand.stream("heartbeat", string(peer.ID), strconv.FormatUint(l.term, 10)),
 	}
 	// A new leader starts with a full lease towards every peer.
-	s.lastContact.store(time.Now())
+	s.lastContact.store(r.clock.now())
 	return s
 }
 
@@ -377,10 +377,10 @@ func (s *followerReplication) pipelineAnswer(future AppendFuture, matched *atomi
 		sawNewerTerm.Store(true)
 		s.signalStepDown(resp.Term)
 	case !resp.Success:
-		s.lastContact.store(time.Now())
+		s.lastContact.store(r.clock.now())
 	default:
-		s.lastContact.store(time.Now())
-		s.storeAckedSend(future.Start())
+		s.lastContact.store(r.clock.now())
+		s.storeAckedSend(r.clock.fromReal(future.Start()))
 		last := req.PrevLogEntry
 		if n := len(req.Entries); n > 0 {
 			last = req.Entries[n-1].Index
@@ -448,9 +448,9 @@ func (s *followerReplication) replicateTo(lastIndex uint64, once bool) (newerTer
 			s.signalStepDown(resp.Term)
 			return true
 		}
-		s.lastContact.store(time.Now())
+		s.lastContact.store(r.clock.now())
 		if resp.Success {
-			s.storeAckedSend(start)
+			s.storeAckedSend(r.clock.fromReal(start))
 			s.failures = 0
 			matched := req.PrevLogEntry
 			if n := len(req.Entries); n > 0 {
@@ -578,10 +578,10 @@ func (s *followerReplication) heartbeat() {
 		if resp.Term > s.term {
 			s.signalStepDown(resp.Term)
 		} else {
-			s.lastContact.store(time.Now())
+			s.lastContact.store(r.clock.now())
 		}
 		if resp.Success && resp.Term == s.term {
-			s.storeAckedSend(start)
+			s.storeAckedSend(r.clock.fromReal(start))
 		}
 		for _, v := range verifies {
 			v.vote(peer.ID, resp.Success && resp.Term == s.term)

@@ -307,7 +307,7 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	}
 	r.logger.Info("installed remote snapshot", "index", req.LastLogIndex, "term", req.LastLogTerm)
 	resp.Success = true
-	r.lastContact.store(time.Now())
+	r.lastContact.store(r.clock.now())
 }
 
 // receiveSnapshot stores the snapshot an InstallSnapshot request carries in
@@ -395,7 +395,7 @@ func (s *followerReplication) sendLatestSnapshot() (newerTerm bool, err error) {
 		s.signalStepDown(resp.Term)
 		return true, nil
 	}
-	s.lastContact.store(time.Now())
+	s.lastContact.store(r.clock.now())
 	if !resp.Success {
 		return false, fmt.Errorf("peer %s refused snapshot %s", peer.ID, meta.ID)
 	}

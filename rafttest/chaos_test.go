@@ -3,12 +3,9 @@
 package rafttest
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -106,6 +103,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 		sched.clients = len(trace.clients)
 	}
 	t.Logf("schedule: %+v", sched)
+	clockDrift := chaosClockDrift(seed)
 	c := NewCluster(t, Options{
 		Voters:    5,
 		Seed:      seed,
@@ -122,6 +120,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 				conf.MaxAppendEntries = sched.maxAppendEntries
 			}
 		},
+		ClockDrift:  clockDrift,
 		WaitTimeout: 20 * time.Second,
 	})
 	h := NewHistory()
@@ -149,6 +148,11 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	}
 
 	n := newNemesis(c, rng)
+	batch := sched.maxAppendEntries
+	if batch == 0 {
+		batch = raft.DefaultConfig().MaxAppendEntries
+	}
+	n.burst = 2*batch + 4
 	n.record = func(event string) { trace.nemesis = append(trace.nemesis, trace.at()+event) }
 	deadline := time.Now().Add(sched.duration)
 	for time.Now().Before(deadline) {
@@ -160,6 +164,7 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 	// still makes progress with them before they stop.
 	time.Sleep(200 * time.Millisecond)
 	stopClients()
+	n.quietCatchUp(t)
 
 	ok, unknown := h.Summary()
 	t.Logf("nemesis: %v; operations: %d ok, %d unknown", n.actions, ok, unknown)
@@ -169,6 +174,23 @@ func runChaos(t *testing.T, seed int64, trace *chaosTrace) {
 		trace.final = replayState(c)
 	}
 	h.CheckLinearizable(t, KVModel(), *checkTimeoutFlag)
+}
+
+// chaosClockDrift gives every start of a node a clock that runs fast or
+// slow, drawn from the seed within ±SafeClockDrift of the kit's timeouts
+// (50ms heartbeat, 5ms MaxClockDrift with ReadLease): every pair of clocks
+// stays within the drift lease reads allow, so no schedule may see a stale
+// read. The draws follow the order of the starts, which the nemesis makes
+// one at a time.
+func chaosClockDrift(seed int64) func(raft.ServerID) float64 {
+	bound := SafeClockDrift(50*time.Millisecond, 5*time.Millisecond)
+	rng := newRand(seed, stream("chaos", "clocks"))
+	var mu sync.Mutex
+	return func(raft.ServerID) float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return bound * (2*rng.Float64() - 1)
+	}
 }
 
 // runChaosClient issues random operations on a few keys until stop closes.
@@ -218,365 +240,5 @@ func runChaosClient(client *KVClient, rng *rand.Rand, id int, stop <-chan struct
 				}
 			}
 		}
-	}
-}
-
-// nemesis injects one fault per step, keeping at most two of the five
-// voters crashed or removed at a time so that the cluster can make
-// progress between faults.
-type nemesis struct {
-	c       *Cluster
-	rng     *rand.Rand
-	ids     []raft.ServerID
-	crashed []raft.ServerID
-	removed []raft.ServerID
-	actions map[string]int
-	// record, when set, is told every step taken.
-	record func(event string)
-}
-
-func newNemesis(c *Cluster, rng *rand.Rand) *nemesis {
-	n := &nemesis{c: c, rng: rng, actions: map[string]int{}, record: func(string) {}}
-	for _, node := range c.Nodes() {
-		n.ids = append(n.ids, node.ID())
-	}
-	return n
-}
-
-// did counts a step taken and records it with its details.
-func (n *nemesis) did(action string, details ...any) {
-	n.actions[action]++
-	n.record(strings.TrimSpace(fmt.Sprintln(append([]any{action}, details...)...)))
-}
-
-func (n *nemesis) pick(from []raft.ServerID) raft.ServerID { return from[n.rng.IntN(len(from))] }
-
-func (n *nemesis) down() int { return len(n.crashed) + len(n.removed) }
-
-// up returns the nodes neither crashed nor removed.
-func (n *nemesis) up() []raft.ServerID {
-	var out []raft.ServerID
-	for _, id := range n.ids {
-		if !slices.Contains(n.crashed, id) && !slices.Contains(n.removed, id) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-func (n *nemesis) leader() (raft.ServerID, bool) {
-	l, err := n.c.Leader(100 * time.Millisecond)
-	if err != nil {
-		return "", false
-	}
-	return l.ID(), true
-}
-
-func (n *nemesis) step(t *testing.T) {
-	const changeTimeout = 300 * time.Millisecond
-	action := n.rng.IntN(15)
-	switch {
-	case action >= 11:
-		n.compoundStep(t, action, changeTimeout)
-	case action == 0:
-		n.c.Heal()
-		n.did("heal")
-	case action == 1:
-		ids := slices.Clone(n.ids)
-		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		k := 1 + n.rng.IntN(2)
-		n.c.Partition(ids[:k], ids[k:])
-		n.did("partition", ids[:k], ids[k:])
-	case action == 2:
-		if id, ok := n.leader(); ok {
-			n.c.Isolate(id)
-			n.did("isolate-leader", id)
-		}
-	case action == 3 || action == 4:
-		var id raft.ServerID
-		if action == 4 {
-			var ok bool
-			if id, ok = n.leader(); !ok {
-				return
-			}
-		} else {
-			id = n.pick(n.ids)
-		}
-		if n.down() >= 2 || slices.Contains(n.crashed, id) || slices.Contains(n.removed, id) {
-			return
-		}
-		require.NoError(t, n.c.Crash(id))
-		n.crashed = append(n.crashed, id)
-		n.did("crash", id)
-	case action == 5 || action == 6:
-		if len(n.crashed) == 0 {
-			return
-		}
-		i := n.rng.IntN(len(n.crashed))
-		require.NoError(t, n.c.Restart(n.crashed[i]))
-		n.did("restart", n.crashed[i])
-		n.crashed = slices.Delete(n.crashed, i, i+1)
-	case action == 7:
-		if n.down() >= 2 {
-			return
-		}
-		id := n.pick(n.up())
-		err := n.c.RemoveServer(id, changeTimeout)
-		if err == nil {
-			n.removed = append(n.removed, id)
-			n.did("remove", id)
-		} else {
-			n.record(fmt.Sprintf("remove %s: %v", id, err))
-		}
-	case action == 8:
-		if len(n.removed) == 0 {
-			return
-		}
-		i := n.rng.IntN(len(n.removed))
-		id := n.removed[i]
-		err := n.c.AddVoter(id, changeTimeout)
-		if err == nil {
-			n.removed = slices.Delete(n.removed, i, i+1)
-			n.did("add", id)
-		} else {
-			n.record(fmt.Sprintf("add %s: %v", id, err))
-		}
-	case action == 9:
-		if err := n.c.TransferLeadership("", changeTimeout); err == nil {
-			n.did("transfer")
-		} else {
-			n.record(fmt.Sprintf("transfer: %v", err))
-		}
-	case action == 10:
-		fault := LinkFault{
-			Drop:   float64(n.rng.IntN(20)) / 100,
-			Delay:  time.Duration(n.rng.IntN(3)) * time.Millisecond,
-			Jitter: time.Duration(n.rng.IntN(5)) * time.Millisecond,
-		}
-		n.c.SetAllLinkFaults(fault)
-		n.did("lossy-links", fault)
-	}
-}
-
-// compoundStep takes one of the nemesis steps made of several faults in a
-// row: the shapes the simple steps reach only by luck.
-func (n *nemesis) compoundStep(t *testing.T, action int, changeTimeout time.Duration) {
-	switch action {
-	case 11:
-		// Membership churn while a node is cut off: it misses the
-		// removal and the re-addition of another, and must learn both
-		// once it is back.
-		if n.down() > 0 {
-			return
-		}
-		up := n.up()
-		n.rng.Shuffle(len(up), func(i, j int) { up[i], up[j] = up[j], up[i] })
-		cutOff, churned := up[0], up[1]
-		n.c.Isolate(cutOff)
-		n.did("isolate", cutOff)
-		if err := n.c.RemoveServer(churned, changeTimeout); err != nil {
-			n.record(fmt.Sprintf("remove %s while %s is cut off: %v", churned, cutOff, err))
-			return
-		}
-		n.removed = append(n.removed, churned)
-		n.did("remove-while-cut-off", churned)
-		if err := n.c.AddVoter(churned, changeTimeout); err != nil {
-			n.record(fmt.Sprintf("add %s while %s is cut off: %v", churned, cutOff, err))
-			return
-		}
-		n.removed = slices.DeleteFunc(n.removed, func(id raft.ServerID) bool { return id == churned })
-		n.did("add-while-cut-off", churned)
-	case 12:
-		// A crash in the middle of a snapshot write: cut a follower off
-		// while the clients write (the leader compacts past it), let it
-		// back, and crash it as it makes the snapshot it gets durable.
-		leader, ok := n.leader()
-		if !ok || n.down() >= 2 {
-			return
-		}
-		followers := without(n.up(), leader)
-		if len(followers) == 0 {
-			return
-		}
-		id := n.pick(followers)
-		n.c.Isolate(id)
-		time.Sleep(50*time.Millisecond + time.Duration(n.rng.Int64N(int64(150*time.Millisecond))))
-		n.c.Heal()
-		switch err := n.c.CrashDuringSnapshot(id, 300*time.Millisecond); {
-		case err == nil:
-			n.crashed = append(n.crashed, id)
-			n.did("crash-during-snapshot", id)
-		case errors.Is(err, ErrNoSnapshotWrite):
-			n.record(fmt.Sprintf("crash %s during a snapshot: %v", id, err))
-		default:
-			require.NoError(t, err)
-		}
-	case 13:
-		// Leadership transfer while the cluster is partitioned: the
-		// target may be unreachable, or win where the leader cannot.
-		ids := slices.Clone(n.ids)
-		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		k := 1 + n.rng.IntN(2)
-		n.c.Partition(ids[:k], ids[k:])
-		n.did("partition", ids[:k], ids[k:])
-		if err := n.c.TransferLeadership("", changeTimeout); err == nil {
-			n.did("transfer-while-partitioned")
-		} else {
-			n.record(fmt.Sprintf("transfer while partitioned: %v", err))
-		}
-	case 14:
-		if n.rng.IntN(2) == 0 {
-			n.figure8(t)
-			return
-		}
-		// Figure 8 of the Raft paper, loosely: leaders replaced in quick
-		// succession, each cut off with one follower so that the pair
-		// keeps an uncommitted tail of its term that the next leaders
-		// lack; the last may be crashed just after it wins, before its
-		// own term's entry is replicated.
-		rounds := 2 + n.rng.IntN(3)
-		for range rounds {
-			leader, ok := n.leader()
-			if !ok {
-				break
-			}
-			others := without(n.up(), leader)
-			if len(others) == 0 {
-				break
-			}
-			partner := n.pick(others)
-			n.c.Partition([]raft.ServerID{leader, partner}, without(n.ids, leader, partner))
-			n.did("figure8-cut", leader, partner)
-			time.Sleep(time.Millisecond + time.Duration(n.rng.Int64N(int64(40*time.Millisecond))))
-		}
-		n.c.Heal()
-		if leader, ok := n.leader(); ok && n.down() < 2 && n.rng.IntN(2) == 0 {
-			time.Sleep(time.Duration(n.rng.Int64N(int64(5 * time.Millisecond))))
-			require.NoError(t, n.c.Crash(leader))
-			n.crashed = append(n.crashed, leader)
-			n.did("figure8-crash-new-leader", leader)
-		}
-	}
-}
-
-// nextWinner runs then (if set), and waits up to two seconds for the next
-// node to win an election; onWin (if set) runs on the winner's main loop
-// the moment it wins, before it replicates anything.
-func (n *nemesis) nextWinner(onWin func(id raft.ServerID), then ...func()) (raft.ServerID, bool) {
-	won := make(chan raft.ServerID, 1)
-	n.c.leaders.setOnNextWin(func(id raft.ServerID) {
-		if onWin != nil {
-			onWin(id)
-		}
-		won <- id
-	})
-	for _, f := range then {
-		f()
-	}
-	select {
-	case id := <-won:
-		return id, true
-	case <-time.After(2 * time.Second):
-		n.c.leaders.setOnNextWin(nil)
-		return "", false
-	}
-}
-
-// without returns ids less drop, in order.
-func without(ids []raft.ServerID, drop ...raft.ServerID) []raft.ServerID {
-	var out []raft.ServerID
-	for _, id := range ids {
-		if !slices.Contains(drop, id) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// figure8 drives the cluster through the shape of Figure 8 of the Raft
-// paper, where a leader that commits an entry of an earlier term by
-// counting its replicas loses it:
-//  1. the leader (term a) is cut off with one partner: both keep an
-//     uncommitted tail of term a;
-//  2. the other three elect a leader (term b), which is cut off at the
-//     moment it wins, its own entries on no one else;
-//  3. the term-a pair rejoins the two that are left and one of the pair
-//     wins (term c), catching the others up over slow links; the pair is
-//     crashed a random few milliseconds later, possibly before the term-c
-//     entry reached a majority, while the entries of term a may have;
-//  4. the term-b leader rejoins: its last term beats the term-a tails of
-//     the two left, and it may win and overwrite them.
-//
-// Raft commits the term-a entries in step 3 only together with an entry of
-// term c, so step 4 never overwrites a committed entry.
-func (n *nemesis) figure8(t *testing.T) {
-	if n.down() > 0 {
-		return
-	}
-	first, ok := n.leader()
-	if !ok {
-		return
-	}
-	others := without(n.ids, first)
-	n.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
-	partner := others[0]
-	n.c.Partition([]raft.ServerID{first, partner}, others[1:])
-	n.did("figure8-cut-pair", first, partner)
-	// 2. The next leader is cut off as it wins, before it replicates.
-	second, ok := n.nextWinner(func(id raft.ServerID) { n.c.Isolate(id) })
-	if !ok {
-		n.record("figure8: no second leader")
-		return
-	}
-	n.did("figure8-cut-at-election", second)
-	// 3. Everyone but the second leader is connected again, over slow
-	// links that stretch the catching up over several milliseconds.
-	n.c.SetAllLinkFaults(LinkFault{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond})
-	third, ok := n.nextWinner(nil, func() { n.c.Partition(without(n.ids, second), []raft.ServerID{second}) })
-	if !ok {
-		n.record("figure8: no third leader")
-		return
-	}
-	time.Sleep(time.Duration(n.rng.Int64N(int64(20 * time.Millisecond))))
-	// The third leader goes down, and with it the other node of the pair,
-	// the one follower sure to hold the third leader's first entry: the
-	// second leader then needs only the two that were catching up.
-	for _, id := range []raft.ServerID{third, without([]raft.ServerID{first, partner}, third)[0]} {
-		require.NoError(t, n.c.Crash(id))
-		n.crashed = append(n.crashed, id)
-		n.did("figure8-crash", id)
-	}
-	// 4. The second leader rejoins.
-	n.c.Heal()
-	n.did("heal")
-}
-
-// recover heals the network, restarts crashed nodes and adds removed ones
-// back, so that the end state can be compared on all five.
-func (n *nemesis) recover(t *testing.T) {
-	n.c.Heal()
-	for _, id := range n.crashed {
-		require.NoError(t, n.c.Restart(id))
-	}
-	n.crashed = nil
-	for _, id := range n.removed {
-		require.NoError(t, n.addBack(id, 10*time.Second), "adding back %s after healing", id)
-	}
-	n.removed = nil
-}
-
-// addBack makes id a voter again, trying until timeout. A change can fail
-// with an unknown outcome even on a healed network: a transfer the nemesis
-// started whose answer was lost may still depose the leader while it
-// commits the change (raft.ErrLeadershipLost). Adding a voter that already
-// is one changes nothing, so trying again is safe.
-func (n *nemesis) addBack(id raft.ServerID, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := n.c.AddVoter(id, time.Until(deadline))
-		if err == nil || errors.Is(err, ErrClosed) || !time.Now().Before(deadline) {
-			return err
-		}
-		time.Sleep(pollInterval)
 	}
 }

@@ -91,6 +91,16 @@ type Options struct {
 	// MaxClockDrift of 5ms; the Config hook runs after and may change both.
 	ReadMode ReadMode
 
+	// ClockDrift, when set, gives a node's clock a drift ε on every start,
+	// restarts included: the clock its elections and leases run on then
+	// advances by (1+ε)·d while real (or virtual) time advances by d, and
+	// its timers fire accordingly (ε > -1; 0 is a true clock). Lease reads
+	// stay linearizable while any two nodes' rates differ by a factor of at
+	// most HeartbeatTimeout/(HeartbeatTimeout-MaxClockDrift) (SafeClockDrift
+	// gives the ε for which every pair of clocks within ±ε does); beyond that
+	// an old leader's lease can outlive a new leader's election.
+	ClockDrift func(id raft.ServerID) float64
+
 	// FSMState returns what CheckConsistent compares between replicas
 	// (with reflect.DeepEqual). Default: the bytes the FSM's snapshot
 	// persists. Either way the FSM must tolerate being read while Raft
@@ -302,6 +312,9 @@ func (c *Cluster) start(n *Node, configuration *raft.Configuration) error {
 	// Each run of a node draws its own timeouts, all from the cluster's seed.
 	nodeSeed := uint64(c.seed) ^ stream(string(n.id), "raft", fmt.Sprint(restarts))
 	run := &faultTransport{c: c, from: n.id, inner: trans, seed: max(nodeSeed, 1)}
+	if c.opts.ClockDrift != nil {
+		run.drift = c.opts.ClockDrift(n.id)
+	}
 	fsm := c.opts.FSM(n.id)
 	c.applied.watch(n.id, fsm)
 	runSnaps := &crashableSnapshots{SnapshotStore: snaps, store: store}
@@ -550,4 +563,19 @@ func (c *Cluster) Restart(id raft.ServerID) error {
 		return fmt.Errorf("rafttest: restart %s: %w", id, err)
 	}
 	return nil
+}
+
+// SafeClockDrift returns the largest ε for which lease reads stay
+// linearizable while every node's clock drifts by anything within ±ε. A
+// follower refuses votes for heartbeatTimeout on its own clock after it
+// last heard from its leader, and the leader's lease runs for
+// heartbeatTimeout-maxClockDrift on the leader's clock from when it sent
+// what the follower accepted: the lease ends first while
+// (1+ε_follower)/(1+ε_leader) ≤ heartbeatTimeout/(heartbeatTimeout-maxClockDrift),
+// which for clocks within ±ε holds up to ε = maxClockDrift/(2·heartbeatTimeout-maxClockDrift).
+func SafeClockDrift(heartbeatTimeout, maxClockDrift time.Duration) float64 {
+	if maxClockDrift <= 0 || heartbeatTimeout <= 0 || maxClockDrift >= heartbeatTimeout {
+		return 0
+	}
+	return float64(maxClockDrift) / float64(2*heartbeatTimeout-maxClockDrift)
 }

@@ -54,7 +54,9 @@
 // through the log (ReadLog), through (*raft.Raft).ReadIndex on the leader
 // and a read of its local KV (ReadIndex), or the same with the nodes'
 // lease reads on (ReadLease); KVClient.ReadFrom pins gets to one node, to
-// read from a deposed leader. Errors for which NotApplied is true (the command never entered
+// read from a deposed leader; Options.ClockDrift makes nodes' clocks run
+// fast or slow, to check lease reads within and beyond the drift they
+// allow (SafeClockDrift). Errors for which NotApplied is true (the command never entered
 // a log) are retried by Cluster.Apply and left out of the history. For your
 // own model, make Step accept Unknown as an output. When a check fails,
 // the porcupine visualization is written under os.TempDir() and its path

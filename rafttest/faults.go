@@ -191,6 +191,9 @@ type faultTransport struct {
 	// seed seeds every random choice of the node running on this
 	// transport: raft takes it from RandomSeed.
 	seed uint64
+	// drift is the clock drift of the node running on this transport:
+	// raft takes it from ClockDrift.
+	drift float64
 }
 
 var (
@@ -221,6 +224,10 @@ func (f *faultTransport) send(target raft.ServerAddress, kind string, rpc func()
 // runs on the transport, so that its timeouts are a function of the
 // cluster's seed.
 func (f *faultTransport) RandomSeed() uint64 { return f.seed }
+
+// ClockDrift is the optional method through which raft makes the clock of
+// the node that runs on the transport drift (Options.ClockDrift).
+func (f *faultTransport) ClockDrift() float64 { return f.drift }
 
 func (f *faultTransport) Consumer() <-chan raft.RPC                 { return f.inner.Consumer() }
 func (f *faultTransport) LocalAddr() raft.ServerAddress             { return f.inner.LocalAddr() }
