@@ -75,7 +75,7 @@ func expectedCommands(n int) [][]byte {
 	return out
 }
 
-// logSnapshot lists the log's entries, for checking a store was not touched.
+// logContents lists the log's entries, for checking a store was not touched.
 func logContents(t *testing.T, store LogStore) []Log {
 	t.Helper()
 	first, err := store.FirstIndex()
