@@ -236,7 +236,7 @@ func (s *closeTrackingSink) Close() error {
 // replaces.
 func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	defer measureSince([]string{"raft", "rpc", "installSnapshot"}, time.Now())
-	resp := &InstallSnapshotResponse{Term: r.getCurrentTerm()}
+	resp := &InstallSnapshotResponse{RPCHeader: r.header(), Term: r.getCurrentTerm()}
 	var rpcErr error
 	defer func() {
 		// Keep the stream in step even when refusing.
@@ -271,6 +271,14 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		leaderAddr = req.Leader
 	}
 	r.setLeader(r.trans.DecodePeer(leaderAddr), ServerID(req.ID))
+	if index, term := r.getLastSnapshot(); req.LastLogIndex == index && req.LastLogTerm == term {
+		// We hold this very snapshot already (a retry of one we served):
+		// our log matches at its last entry, so the entries after it stay
+		// (§7), and the FSM, at or past it, is not rolled back.
+		resp.Success = true
+		r.lastContact.store(r.clock.now())
+		return
+	}
 	if rpc.Reader == nil || req.Size < 0 {
 		rpcErr = errors.New("install snapshot: no snapshot data")
 		return
