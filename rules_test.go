@@ -5,6 +5,7 @@ package raft
 import (
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -443,47 +444,55 @@ func (rc *receiver) peer(id string, answer func(cmd interface{}) interface{}) {
 }
 
 func TestCandidateSeeingANewerTermInAVoteAnswerBecomesFollower(t *testing.T) {
-	rc := newReceiver(t, 1)
-	for _, id := range []string{"node1", "node2"} {
-		rc.peer(id, func(cmd interface{}) interface{} {
-			return &RequestVoteResponse{RPCHeader: header(id), Term: 7, Granted: false}
-		})
-	}
-	require.True(t, rc.r.setState(Candidate))
-	rc.r.runElection(false)
-	require.Equal(t, Follower, rc.r.State(), "§5.1: a newer term in a vote answer ends the candidacy")
-	require.Equal(t, uint64(7), rc.r.CurrentTerm(), "the newer term is adopted")
-	stored, err := getUint64(rc.store, keyCurrentTerm)
-	require.NoError(t, err)
-	require.Equal(t, uint64(7), stored, "and made durable")
+	// In virtual time, so that the election timer cannot fire before
+	// the answers arrive however slow the machine.
+	synctest.Test(t, func(t *testing.T) {
+		rc := newReceiver(t, 1)
+		for _, id := range []string{"node1", "node2"} {
+			rc.peer(id, func(cmd interface{}) interface{} {
+				return &RequestVoteResponse{RPCHeader: header(id), Term: 7, Granted: false}
+			})
+		}
+		require.True(t, rc.r.setState(Candidate))
+		rc.r.runElection(false)
+		require.Equal(t, Follower, rc.r.State(), "§5.1: a newer term in a vote answer ends the candidacy")
+		require.Equal(t, uint64(7), rc.r.CurrentTerm(), "the newer term is adopted")
+		stored, err := getUint64(rc.store, keyCurrentTerm)
+		require.NoError(t, err)
+		require.Equal(t, uint64(7), stored, "and made durable")
+	})
 }
 
 func TestCandidatesOwnVoteIsDurableBeforeItAsksForVotes(t *testing.T) {
-	rc := newReceiver(t, 1)
-	type record struct {
-		term, voteTerm uint64
-		voteCand       string
-	}
-	seen := make(chan record, 2)
-	for _, id := range []string{"node1", "node2"} {
-		rc.peer(id, func(cmd interface{}) interface{} {
-			req := cmd.(*RequestVoteRequest)
-			var rec record
-			rec.term, _ = getUint64(rc.store, keyCurrentTerm)
-			rec.voteTerm, _ = getUint64(rc.store, keyLastVoteTerm)
-			cand, _ := rc.store.Get(keyLastVoteCand)
-			rec.voteCand = string(cand)
-			seen <- rec
-			return &RequestVoteResponse{RPCHeader: header(id), Term: req.Term, Granted: true}
-		})
-	}
-	require.True(t, rc.r.setState(Candidate))
-	rc.r.runElection(false)
-	require.Equal(t, Leader, rc.r.State(), "both peers granted")
-	// A winner needs one grant only; the other request may be in flight.
-	rec := <-seen
-	require.Equal(t, record{term: 2, voteTerm: 2, voteCand: "addr0"}, rec,
-		"when a RequestVote of term 2 leaves, term 2 and the vote for ourselves are on the stable store")
+	// In virtual time, so that the election timer cannot fire before
+	// the answers arrive however slow the machine.
+	synctest.Test(t, func(t *testing.T) {
+		rc := newReceiver(t, 1)
+		type record struct {
+			term, voteTerm uint64
+			voteCand       string
+		}
+		seen := make(chan record, 2)
+		for _, id := range []string{"node1", "node2"} {
+			rc.peer(id, func(cmd interface{}) interface{} {
+				req := cmd.(*RequestVoteRequest)
+				var rec record
+				rec.term, _ = getUint64(rc.store, keyCurrentTerm)
+				rec.voteTerm, _ = getUint64(rc.store, keyLastVoteTerm)
+				cand, _ := rc.store.Get(keyLastVoteCand)
+				rec.voteCand = string(cand)
+				seen <- rec
+				return &RequestVoteResponse{RPCHeader: header(id), Term: req.Term, Granted: true}
+			})
+		}
+		require.True(t, rc.r.setState(Candidate))
+		rc.r.runElection(false)
+		require.Equal(t, Leader, rc.r.State(), "both peers granted")
+		// A winner needs one grant only; the other request may be in flight.
+		rec := <-seen
+		require.Equal(t, record{term: 2, voteTerm: 2, voteCand: "addr0"}, rec,
+			"when a RequestVote of term 2 leaves, term 2 and the vote for ourselves are on the stable store")
+	})
 }
 
 func TestTimeoutNowIsObeyedOnlyFromTheCurrentLeader(t *testing.T) {
