@@ -5,6 +5,7 @@ package raft
 import (
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -20,6 +21,7 @@ type receiver struct {
 	t     *testing.T
 	r     *Raft
 	store *faultStore
+	trans *InmemTransport
 }
 
 // newReceiver bootstraps node0 and appends entries of the given terms
@@ -64,7 +66,7 @@ func newReceiverOn(t *testing.T, wrap func(*faultStore) raftStore, terms ...uint
 		r.Shutdown()
 		r.goroutines.Wait()
 	})
-	return &receiver{t: t, r: r, store: store}
+	return &receiver{t: t, r: r, store: store, trans: trans}
 }
 
 // call hands cmd to the node and returns its answer.
@@ -386,4 +388,153 @@ func TestServerWithoutConfigurationGrantsPreVotesAndVotes(t *testing.T) {
 	r.processRPC(RPC{Command: pre, RespChan: respCh})
 	require.True(t, (<-respCh).Response.(*RequestPreVoteResponse).Granted, "prevote from the bootstrapped node")
 	require.True(t, (&receiver{t: t, r: r}).vote(voteFrom("node0", 2, 1, 1)).Granted, "vote from the bootstrapped node")
+}
+
+func TestFollowerRefusesAppendEntriesOfAnOlderTerm(t *testing.T) {
+	// Our log: 1:t1 2:t1 3:t3, term 3. A deposed leader of term 2 sends an
+	// entry that would replace ours at index 3.
+	rc := newReceiver(t, 1, 3)
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 2, PrevLogEntry: 2, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 3, Term: 2}}, LeaderCommitIndex: 3,
+	})
+	require.False(t, resp.Success, "§5.1: a request of an older term is refused")
+	require.Equal(t, uint64(3), resp.Term, "the answer carries our newer term")
+	require.Equal(t, []uint64{1, 1, 3}, rc.logTerms(), "a refused request changes nothing")
+	require.Equal(t, uint64(0), rc.r.CommitIndex())
+	_, leaderID := rc.r.LeaderWithID()
+	require.Equal(t, ServerID(""), leaderID, "the stale sender is not taken for our leader")
+}
+
+func TestCandidateReceivingAppendEntriesOfItsTermBecomesFollower(t *testing.T) {
+	rc := newReceiver(t, 1, 2)
+	require.True(t, rc.r.setState(Candidate))
+	resp := rc.append(&AppendEntriesRequest{RPCHeader: header("node1"), Term: 2, PrevLogEntry: 3, PrevLogTerm: 2})
+	require.True(t, resp.Success)
+	require.Equal(t, Follower, rc.r.State(), "§5.2: a leader of our term won; the candidate follows it")
+	require.Equal(t, uint64(2), rc.r.CurrentTerm())
+	_, leaderID := rc.r.LeaderWithID()
+	require.Equal(t, ServerID("node1"), leaderID)
+}
+
+// peer answers the node's RPCs to id (one of node1, node2) with answer,
+// on its own goroutine, until the test ends.
+func (rc *receiver) peer(id string, answer func(cmd interface{}) interface{}) {
+	rc.t.Helper()
+	addr, trans := NewInmemTransport(ServerAddress("addr" + id[len(id)-1:]))
+	rc.trans.Connect(addr, trans)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case rpc := <-trans.Consumer():
+				rpc.Respond(answer(rpc.Command), nil)
+			case <-done:
+				return
+			}
+		}
+	}()
+	rc.t.Cleanup(func() {
+		close(done)
+		<-stopped
+		_ = trans.Close()
+	})
+}
+
+func TestCandidateSeeingANewerTermInAVoteAnswerBecomesFollower(t *testing.T) {
+	// In virtual time, so that the election timer cannot fire before
+	// the answers arrive however slow the machine.
+	synctest.Test(t, func(t *testing.T) {
+		rc := newReceiver(t, 1)
+		for _, id := range []string{"node1", "node2"} {
+			rc.peer(id, func(cmd interface{}) interface{} {
+				return &RequestVoteResponse{RPCHeader: header(id), Term: 7, Granted: false}
+			})
+		}
+		require.True(t, rc.r.setState(Candidate))
+		rc.r.runElection(false)
+		require.Equal(t, Follower, rc.r.State(), "§5.1: a newer term in a vote answer ends the candidacy")
+		require.Equal(t, uint64(7), rc.r.CurrentTerm(), "the newer term is adopted")
+		stored, err := getUint64(rc.store, keyCurrentTerm)
+		require.NoError(t, err)
+		require.Equal(t, uint64(7), stored, "and made durable")
+	})
+}
+
+func TestCandidatesOwnVoteIsDurableBeforeItAsksForVotes(t *testing.T) {
+	// In virtual time, so that the election timer cannot fire before
+	// the answers arrive however slow the machine.
+	synctest.Test(t, func(t *testing.T) {
+		rc := newReceiver(t, 1)
+		type record struct {
+			term, voteTerm uint64
+			voteCand       string
+		}
+		seen := make(chan record, 2)
+		for _, id := range []string{"node1", "node2"} {
+			rc.peer(id, func(cmd interface{}) interface{} {
+				req := cmd.(*RequestVoteRequest)
+				var rec record
+				rec.term, _ = getUint64(rc.store, keyCurrentTerm)
+				rec.voteTerm, _ = getUint64(rc.store, keyLastVoteTerm)
+				cand, _ := rc.store.Get(keyLastVoteCand)
+				rec.voteCand = string(cand)
+				seen <- rec
+				return &RequestVoteResponse{RPCHeader: header(id), Term: req.Term, Granted: true}
+			})
+		}
+		require.True(t, rc.r.setState(Candidate))
+		rc.r.runElection(false)
+		require.Equal(t, Leader, rc.r.State(), "both peers granted")
+		// A winner needs one grant only; the other request may be in flight.
+		rec := <-seen
+		require.Equal(t, record{term: 2, voteTerm: 2, voteCand: "addr0"}, rec,
+			"when a RequestVote of term 2 leaves, term 2 and the vote for ourselves are on the stable store")
+	})
+}
+
+func TestTimeoutNowIsObeyedOnlyFromTheCurrentLeader(t *testing.T) {
+	timeoutNow := func(id string) *TimeoutNowRequest { return &TimeoutNowRequest{RPCHeader: header(id)} }
+
+	rc := newReceiver(t, 1)
+	require.Error(t, rc.call(timeoutNow("node1")).Error, "no leader known: refused")
+	require.Equal(t, Follower, rc.r.State())
+
+	require.True(t, rc.append(&AppendEntriesRequest{RPCHeader: header("node2"), Term: 1}).Success)
+	require.Error(t, rc.call(timeoutNow("node1")).Error, "node2 leads; node1 may not start an election here")
+	require.Equal(t, Follower, rc.r.State(), "a refused TimeoutNow starts no election")
+	_, leaderID := rc.r.LeaderWithID()
+	require.Equal(t, ServerID("node2"), leaderID, "the leader is kept")
+
+	resp := rc.call(timeoutNow("node2"))
+	require.NoError(t, resp.Error, "our leader's TimeoutNow")
+	require.Equal(t, Candidate, rc.r.State(), "starts an election at once")
+}
+
+func TestFollowerFallsBackToTheCommittedConfigurationWhenTheLatestIsTruncated(t *testing.T) {
+	rc := newReceiver(t, 1)
+	latest0 := rc.r.getLatestConfiguration()
+	committed := latest0.configuration.Clone()
+	shrunk := committed.Clone()
+	shrunk.Servers = shrunk.Servers[:3] // node3, the nonvoter, removed
+	resp := rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node1"), Term: 2, PrevLogEntry: 2, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 3, Term: 2, Type: LogConfiguration, Data: EncodeConfiguration(shrunk)}},
+	})
+	require.True(t, resp.Success)
+	require.Equal(t, shrunk, rc.r.getLatestConfiguration().configuration, "§4.1: an appended configuration takes effect at once")
+
+	// The leader of term 3 never had it: index 3 goes, and with it the
+	// configuration it made.
+	resp = rc.append(&AppendEntriesRequest{
+		RPCHeader: header("node2"), Term: 3, PrevLogEntry: 2, PrevLogTerm: 1,
+		Entries: []*Log{{Index: 3, Term: 3, Type: LogCommand}},
+	})
+	require.True(t, resp.Success)
+	require.Equal(t, []uint64{1, 1, 3}, rc.logTerms())
+	latest := rc.r.getLatestConfiguration()
+	require.Equal(t, committed, latest.configuration, "the truncated configuration no longer applies")
+	require.Less(t, latest.index, uint64(3))
 }
