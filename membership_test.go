@@ -320,7 +320,19 @@ func TestSecondConfigurationChangeWaitsUntilTheFirstCommits(t *testing.T) {
 		first := leader.raft.AddNonvoter(c.nodes[3].id, c.nodes[3].addr, 0, time.Second)
 		commitBefore := leader.raft.CommitIndex()
 		second := leader.raft.AddNonvoter(c.nodes[4].id, c.nodes[4].addr, 0, 5*leader.conf.HeartbeatTimeout)
-		require.ErrorIs(t, second.Error(), ErrEnqueueTimeout, "a change was taken while another was uncommitted")
+		// Taken, the second change would wait for a commit that the gate
+		// holds back: bound the wait so that the test fails rather than hangs.
+		secondErr := make(chan error, 1)
+		go func() { secondErr <- second.Error() }()
+		select {
+		case err := <-secondErr:
+			require.ErrorIs(t, err, ErrEnqueueTimeout, "a change was taken while another was uncommitted")
+		case <-time.After(10 * leader.conf.HeartbeatTimeout):
+			for _, node := range c.others(leader) {
+				leaderGate.release(node.addr) // let the cluster wind down
+			}
+			t.Fatal("a change was taken while another was uncommitted: it waits for its commit instead of timing out")
+		}
 		entries := configurationEntries(t, leader)
 		require.Greater(t, entries[len(entries)-1], commitBefore, "the first change is in the log, uncommitted")
 		require.Less(t, entries[len(entries)-2], commitBefore+1, "only one configuration entry is uncommitted")
