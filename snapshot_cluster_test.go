@@ -4,7 +4,6 @@ package raft
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -57,33 +56,9 @@ func TestLaggingFollowerCatchesUpByInstallSnapshotAfterCompaction(t *testing.T) 
 		transports := newSnapshotTransports()
 		c := newTestCluster(t, 3, clusterOptions{tweak: snapshotOften, wrapTransport: transports.wrap})
 		defer c.close()
-		leader := c.leader()
-		lagging := c.others(leader)[0]
-		// Restart the follower on an FSM that counts restores.
-		fsm := restartCounting(c, lagging)
-		leader = c.leader()
-		applyN(t, leader.raft, "before", 20)
-		c.waitApplied(20)
-		require.Zero(t, fsm.restores.Load(), "no snapshot existed when the follower restarted")
-
-		// Compaction drops the entries from the leader's in-memory tail as
-		// well as from its store, so a few hundred missed entries (far
-		// fewer than the tail holds) already need a snapshot.
 		const missed = 300
-		c.isolate(lagging)
-		applyN(t, leader.raft, "during", missed)
-		c.waitApplied(20+missed, leader)
-		next := lagging.raft.LastIndex() + 1
-		c.waitFor(10*time.Second, fmt.Sprintf("the leader to compact away entry %d", next), func() bool {
-			_, err := leader.raft.getEntry(next)
-			return errors.Is(err, ErrLogNotFound)
-		})
-		require.Equal(t, 20, lagging.fsm.len(), "an isolated follower applied entries it cannot have received")
-
-		c.fullyConnect()
-		c.waitApplied(20+missed, lagging)
+		leader, lagging, fsm, next := catchUpByInstallSnapshot(t, c, transports, missed)
 		c.requireSameFSMs(leader, lagging)
-		transports.waitInstalled(c, lagging, "the follower caught up without an InstallSnapshot")
 		require.Positive(t, fsm.restores.Load(), "the follower's FSM was never restored from the installed snapshot")
 		snapshotIndex, _ := lagging.raft.getLastSnapshot()
 		require.GreaterOrEqual(t, snapshotIndex, next, "the follower's last snapshot must cover the entries it missed")

@@ -3,11 +3,8 @@
 package raft
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -23,24 +20,7 @@ func TestRepeatedInstallSnapshotKeepsTheEntriesAfterIt(t *testing.T) {
 		transports := newSnapshotTransports()
 		c := newTestCluster(t, 3, clusterOptions{tweak: snapshotOften, wrapTransport: transports.wrap})
 		defer c.close()
-		leader := c.leader()
-		lagging := c.others(leader)[0]
-		fsm := restartCounting(c, lagging)
-		leader = c.leader()
-		applyN(t, leader.raft, "before", 20)
-		c.waitApplied(20)
-
-		c.isolate(lagging)
-		applyN(t, leader.raft, "during", 300)
-		c.waitApplied(320, leader)
-		next := lagging.raft.LastIndex() + 1
-		c.waitFor(10*time.Second, fmt.Sprintf("the leader to compact away entry %d", next), func() bool {
-			_, err := leader.raft.getEntry(next)
-			return errors.Is(err, ErrLogNotFound)
-		})
-		c.fullyConnect()
-		c.waitApplied(320, lagging)
-		transports.waitInstalled(c, lagging, "the follower caught up without an InstallSnapshot")
+		leader, lagging, fsm, _ := catchUpByInstallSnapshot(t, c, transports, 300)
 
 		// Entries after the installed snapshot, acknowledged by the follower.
 		applyN(t, leader.raft, "after", 10)

@@ -326,3 +326,38 @@ func (n *diskNode) stop() {
 	require.NoError(n.t, n.raft.Shutdown().Error())
 	n.raft = nil
 }
+
+// catchUpByInstallSnapshot runs a 3-node cluster that snapshots often with
+// one follower restarted on a counting FSM, applies 20 entries, cuts that
+// follower off while the leader applies missed more and compacts away the
+// first entry it lacks, then reconnects it and waits until it has caught up
+// by an InstallSnapshot. It returns the leader, the follower, the
+// follower's FSM and the first index the follower had missed.
+func catchUpByInstallSnapshot(t *testing.T, c *testCluster, transports *snapshotTransports, missed int) (leader, lagging *testNode, fsm *countingFSM, next uint64) {
+	t.Helper()
+	leader = c.leader()
+	lagging = c.others(leader)[0]
+	fsm = restartCounting(c, lagging)
+	leader = c.leader()
+	applyN(t, leader.raft, "before", 20)
+	c.waitApplied(20)
+	require.Zero(t, fsm.restores.Load(), "no snapshot existed when the follower restarted")
+
+	// Compaction drops the entries from the leader's in-memory tail as well
+	// as from its store, so a few hundred missed entries (far fewer than the
+	// tail holds) already need a snapshot.
+	c.isolate(lagging)
+	applyN(t, leader.raft, "during", missed)
+	c.waitApplied(20+missed, leader)
+	next = lagging.raft.LastIndex() + 1
+	c.waitFor(10*time.Second, fmt.Sprintf("the leader to compact away entry %d", next), func() bool {
+		_, err := leader.raft.getEntry(next)
+		return errors.Is(err, ErrLogNotFound)
+	})
+	require.Equal(t, 20, lagging.fsm.len(), "an isolated follower applied entries it cannot have received")
+
+	c.fullyConnect()
+	c.waitApplied(20+missed, lagging)
+	transports.waitInstalled(c, lagging, "the follower caught up without an InstallSnapshot")
+	return leader, lagging, fsm, next
+}
