@@ -314,8 +314,17 @@ func TestInstallSnapshotTrimsLogAndEmptiesMonotonicStore(t *testing.T) {
 	}
 }
 
+// TestSnapshotsTakenDuringAppliesHoldExactlyTheEntriesUpToTheirIndex takes
+// snapshots while applies from several goroutines are in flight, and checks
+// that each holds exactly the entries up to its index. The applies come in
+// rounds, and one snapshot is taken in every round once a marker entry of
+// that round is applied: the marker follows the previous snapshot in the
+// log, so there is always something new to snapshot, and the round's other
+// applies go on around it. Every snapshot but the last's is therefore
+// strictly between the first and the last apply, whatever order the
+// goroutines run in.
 func TestSnapshotsTakenDuringAppliesHoldExactlyTheEntriesUpToTheirIndex(t *testing.T) {
-	const goroutines, perGoroutine = 10, 100
+	const rounds, goroutines, perGoroutine = 10, 10, 10
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 3, clusterOptions{tweak: func(conf *Config) {
 			snapshotOnlyOnRequest(conf)
@@ -327,66 +336,36 @@ func TestSnapshotsTakenDuringAppliesHoldExactlyTheEntriesUpToTheirIndex(t *testi
 		applyN(t, leader.raft, "old", 10)
 		startIndex := leader.raft.LastIndex()
 
-		type taken struct {
-			index    uint64
-			indexes  []uint64
-			commands [][]byte
-		}
-		var snapshots []taken
-		done := make(chan struct{})
-		snapshotterDone := make(chan struct{})
-		go func() {
-			defer close(snapshotterDone)
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				f := leader.raft.Snapshot()
-				if err := f.Error(); err != nil {
-					t.Errorf("snapshot during applies: %v", err)
-					return
-				}
-				meta, rc, err := f.Open()
-				if err != nil {
-					t.Errorf("open snapshot %d: %v", len(snapshots), err)
-					return
-				}
-				// Decoded here, not with require: this is not the test's
-				// goroutine.
-				var contents testFSM
-				if err := contents.Restore(rc); err != nil {
-					t.Errorf("decode snapshot at index %d: %v", meta.Index, err)
-					return
-				}
-				indexes, commands := contents.entries()
-				snapshots = append(snapshots, taken{meta.Index, indexes, commands})
+		var snapshots []takenSnapshot
+		var futures [][]ApplyFuture // by round
+		for r := range rounds {
+			round := make([][]ApplyFuture, goroutines)
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range perGoroutine {
+						round[g] = append(round[g], leader.raft.Apply([]byte(fmt.Sprintf("r%d-g%d-%d", r, g, i)), 5*time.Second))
+					}
+				})
 			}
-		}()
-
-		var wg sync.WaitGroup
-		futures := make([][]ApplyFuture, goroutines)
-		for g := range goroutines {
-			wg.Go(func() {
-				for i := range perGoroutine {
-					futures[g] = append(futures[g], leader.raft.Apply([]byte(fmt.Sprintf("g%d-%d", g, i)), 5*time.Second))
-				}
-			})
+			applyN(t, leader.raft, fmt.Sprintf("marker%d-", r), 1)
+			snapshots = append(snapshots, takeSnapshotNow(t, leader.raft))
+			wg.Wait()
+			futures = append(futures, slices.Concat(round...))
 		}
-		wg.Wait()
-		for g := range goroutines {
-			for i, f := range futures[g] {
-				require.NoError(t, f.Error(), "apply g%d-%d", g, i)
+		roundLast := make([]uint64, rounds)
+		for r, fs := range futures {
+			for i, f := range fs {
+				require.NoError(t, f.Error(), "apply %d of round %d", i, r)
+				roundLast[r] = max(roundLast[r], f.Index())
 			}
 		}
-		close(done)
-		<-snapshotterDone
 		finalIndex := leader.raft.LastIndex()
 
 		indexes, commands := leader.fsm.entries()
-		require.Len(t, commands, 10+goroutines*perGoroutine)
-		midway := 0
+		total := 10 + rounds*(goroutines*perGoroutine+1)
+		require.Len(t, commands, total)
+		midway, cut := 0, 0
 		for i, snap := range snapshots {
 			wantIndexes, wantCommands := entriesUpTo(indexes, commands, snap.index)
 			require.Equal(t, wantIndexes, snap.indexes, "snapshot %d at index %d", i, snap.index)
@@ -394,12 +373,35 @@ func TestSnapshotsTakenDuringAppliesHoldExactlyTheEntriesUpToTheirIndex(t *testi
 			if snap.index > startIndex && snap.index < finalIndex {
 				midway++
 			}
+			if snap.index < roundLast[i] {
+				cut++ // some of the round's applies came after the snapshot
+			}
 		}
-		t.Logf("%d snapshots, %d taken while applies were in flight", len(snapshots), midway)
-		require.GreaterOrEqual(t, midway, 2, "too few snapshots fell between the first and the last apply")
-		c.waitApplied(10 + goroutines*perGoroutine)
+		t.Logf("%d snapshots, %d with applies of their round still to come", len(snapshots), cut)
+		require.GreaterOrEqual(t, midway, rounds-1, "a snapshot fell outside the applies")
+		c.waitApplied(total)
 		c.requireSameFSMs()
 	})
+}
+
+// takenSnapshot is what a snapshot held, decoded from the store.
+type takenSnapshot struct {
+	index    uint64
+	indexes  []uint64
+	commands [][]byte
+}
+
+// takeSnapshotNow asks r for a snapshot and decodes what it holds.
+func takeSnapshotNow(t *testing.T, r *Raft) takenSnapshot {
+	t.Helper()
+	f := r.Snapshot()
+	require.NoError(t, f.Error(), "snapshot during applies")
+	meta, rc, err := f.Open()
+	require.NoError(t, err, "open snapshot")
+	var contents testFSM // Restore closes rc
+	require.NoError(t, contents.Restore(rc), "decode snapshot at index %d", meta.Index)
+	indexes, commands := contents.entries()
+	return takenSnapshot{meta.Index, indexes, commands}
 }
 
 // TestCrashRestartsWithConstantCompactionKeepEveryAckedWrite is a small,
