@@ -24,6 +24,8 @@ type commitment struct {
 	startIndex uint64
 	// waiters are woken when a server's match index reaches theirs.
 	waiters []*matchWaiter
+	// moved is closed (and replaced) whenever commitIndex moves.
+	moved chan struct{}
 }
 
 // matchWaiter is one awaitMatch call.
@@ -38,6 +40,7 @@ func newCommitment(commitCh chan struct{}, configuration Configuration, startInd
 		commitCh:     commitCh,
 		matchIndexes: map[ServerID]uint64{},
 		startIndex:   startIndex,
+		moved:        make(chan struct{}),
 	}
 	c.setConfiguration(configuration)
 	return c
@@ -61,6 +64,14 @@ func (c *commitment) getCommitIndex() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.commitIndex
+}
+
+// committedAndMoved returns the commit index and a channel closed when it
+// next moves.
+func (c *commitment) committedAndMoved() (uint64, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.commitIndex, c.moved
 }
 
 // matchIndexOf returns what is known to be durable on server.
@@ -127,6 +138,8 @@ func (c *commitment) recalculate() {
 	quorumMatch := quorumIndex(matched)
 	if quorumMatch > c.commitIndex && quorumMatch >= c.startIndex {
 		c.commitIndex = quorumMatch
+		close(c.moved)
+		c.moved = make(chan struct{})
 		select {
 		case c.commitCh <- struct{}{}:
 		default:

@@ -18,6 +18,8 @@ type leader struct {
 	// commitCh wakes the loop when the commit index moves.
 	commitCh   chan struct{}
 	commitment *commitment
+	// pacer paces this term's own log writes (leader_pace.go).
+	pacer *leaderPacer
 	// inflight holds the futures of dispatched entries not yet committed,
 	// in index order.
 	inflight []*logFuture
@@ -63,6 +65,7 @@ func newLeader(r *Raft, term, startIndex uint64) *leader {
 	}
 	// §5.4.2: commitment counts replicas only from the term's first entry.
 	l.commitment = newCommitment(l.commitCh, r.configurations.latest, startIndex)
+	l.pacer = &leaderPacer{commitment: l.commitment}
 	return l
 }
 
@@ -248,8 +251,9 @@ func (l *leader) dispatchLogs(futures []*logFuture) {
 		entries[i] = &f.log
 	}
 	l.inflight = append(l.inflight, futures...)
-	commitment, errCh := l.commitment, l.writeErrCh
-	r.log.appendAsLeader(entries, func(durable uint64) {
+	commitment, errCh, pacer := l.commitment, l.writeErrCh, l.pacer
+	r.log.appendAsLeader(entries, pacer, func(durable uint64) {
+		pacer.written.Store(durable)
 		commitment.match(r.localID, durable)
 	}, func(err error) {
 		select {

@@ -105,7 +105,9 @@ type logCommand struct {
 	// store refused it.
 	durable func(lastIndex uint64)
 	failed  func(error)
-	exec    func(LogStore) error
+	// pacer, on a leader append, paces the leader's writes (leader_pace.go).
+	pacer *leaderPacer
+	exec  func(LogStore) error
 	// done receives the outcome of a command the caller waits for; for
 	// cmdSettle, failed tells whether a leader write had failed.
 	done chan logResult
@@ -227,14 +229,14 @@ func (l *raftLog) await(cmd *logCommand) logResult {
 // readers (replicators) at once, and on disk once durable is called.
 // failed is called if the store refuses them; the leader must then step
 // down, and settle re-reads where the log ends.
-func (l *raftLog) appendAsLeader(entries []*Log, durable func(uint64), failed func(error)) {
+func (l *raftLog) appendAsLeader(entries []*Log, pacer *leaderPacer, durable func(uint64), failed func(error)) {
 	if len(entries) == 0 {
 		return
 	}
 	l.tail.append(entries)
 	last := entries[len(entries)-1]
 	l.setLast(last.Index, last.Term)
-	l.submit(&logCommand{kind: cmdLeaderAppend, entries: entries, durable: durable, failed: failed})
+	l.submit(&logCommand{kind: cmdLeaderAppend, entries: entries, pacer: pacer, durable: durable, failed: failed})
 }
 
 // followerPlan is what a follower append changes: the conflicting suffix

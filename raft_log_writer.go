@@ -50,6 +50,12 @@ func (l *raftLog) writeLoop() {
 				break merge
 			}
 		}
+		if p := cmd.pacer; p != nil && next == nil {
+			var ok bool
+			if next, ok = l.pace(p, &batch, &merged); !ok {
+				return
+			}
+		}
 		l.writing <- struct{}{}
 		l.writeLeaderBatch(batch, merged)
 		<-l.writing
