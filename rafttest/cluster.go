@@ -130,6 +130,8 @@ type Cluster struct {
 	t    testing.TB
 	opts Options
 	seed int64
+	// dir holds the nodes' directories, for WALStores.
+	dir string
 
 	// mu guards everything below, and the mutable fields of every Node.
 	mu       sync.Mutex
@@ -203,6 +205,14 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		faults:   map[link]LinkFault{},
 		linkRand: map[linkStream]*linkRand{},
 	}
+	if opts.Store == WALStores {
+		// Before Close is registered: cleanups run last first, so the
+		// nodes stop before their directories are removed. (Made later,
+		// the directory was removed under live nodes, and a node writing
+		// a new file meanwhile failed the removal: "directory not
+		// empty", chaos seed 5754.)
+		c.dir = t.TempDir()
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("rafttest: cluster seed %d; replay with -rafttest.seed=%d", seed, seed)
@@ -242,7 +252,7 @@ func (c *Cluster) addNode() *Node {
 		life: make(chan struct{}, 1),
 	}
 	if c.opts.Store == WALStores {
-		n.dir = filepath.Join(c.t.TempDir(), string(n.id))
+		n.dir = filepath.Join(c.dir, string(n.id))
 	}
 	c.nodes = append(c.nodes, n)
 	c.byAddr[n.addr] = n
