@@ -84,6 +84,18 @@ func (p *pacedLog) append(index uint64) {
 	}, func(error) {})
 }
 
+// holdingSecondWrite returns a paced log that has written entry 1, which
+// no follower holds yet, and holds entry 2 back.
+func holdingSecondWrite(t *testing.T) *pacedLog {
+	p := newPacedLog(t)
+	p.append(1)
+	synctest.Wait()
+	p.append(2)
+	synctest.Wait()
+	require.Equal(t, [][]uint64{{1}}, p.store.written(), "entry 1 is not committed: 2 waits")
+	return p
+}
+
 func TestPacedLeaderGathersItsWritesUntilThePreviousOneCommits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPacedLog(t)
@@ -120,10 +132,7 @@ func TestLeaderWhoseOwnWriteCommitsIsNotHeld(t *testing.T) {
 
 func TestPacedLeaderWritesAfterPaceLimitWithoutACommit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPacedLog(t)
-		p.append(1)
-		synctest.Wait()
-		p.append(2)
+		p := holdingSecondWrite(t)
 		time.Sleep(paceLimit - time.Millisecond)
 		synctest.Wait()
 		require.Equal(t, [][]uint64{{1}}, p.store.written(), "held until paceLimit")
@@ -135,11 +144,7 @@ func TestPacedLeaderWritesAfterPaceLimitWithoutACommit(t *testing.T) {
 
 func TestPacedLeaderWriteGoesFirstWhenAnotherCommandArrives(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPacedLog(t)
-		p.append(1)
-		synctest.Wait()
-		p.append(2)
-		synctest.Wait()
+		p := holdingSecondWrite(t)
 		var seen [][]uint64
 		res := p.log.await(&logCommand{kind: cmdExec, done: make(chan logResult, 1), exec: func(LogStore) error {
 			seen = p.store.written()
