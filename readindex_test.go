@@ -85,8 +85,11 @@ func TestReadIndexWaitsForTheFirstCommitOfTheLeadersTerm(t *testing.T) {
 		for _, n := range c.nodes {
 			gates[next.id].hold(n.addr)
 		}
+		oldLast := old.raft.LastIndex()
 		require.NoError(t, old.raft.LeadershipTransferToServer(next.id, next.addr).Error())
 		require.Equal(t, next, c.leader())
+		// The leader's state is published before its no-op is appended.
+		c.waitFor(time.Second, "the new leader's no-op", func() bool { return next.raft.LastIndex() > oldLast })
 		noopIndex := next.raft.LastIndex()
 		require.Less(t, next.raft.CommitIndex(), noopIndex, "the no-op must still be uncommitted")
 

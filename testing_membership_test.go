@@ -314,6 +314,18 @@ func (g *gatedTransport) release(target ServerAddress) {
 	}
 }
 
+// releaseAll opens every gate: testCluster.close calls it, so that a test
+// that fails while holding entries back can still shut its nodes down (a
+// leader's shutdown waits for its replicators, held at the gate).
+func (g *gatedTransport) releaseAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for target, gate := range g.gates {
+		close(gate)
+		delete(g.gates, target)
+	}
+}
+
 func (g *gatedTransport) judge(_, to ServerAddress, req interface{}) inmemVerdict {
 	if args, ok := req.(*AppendEntriesRequest); !ok || len(args.Entries) == 0 {
 		return inmemVerdict{}

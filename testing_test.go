@@ -401,6 +401,11 @@ func (c *testCluster) restartNode(node *testNode) {
 func (c *testCluster) close() {
 	c.t.Helper()
 	for _, node := range c.nodes {
+		if gated, ok := node.runTrans.(interface{ releaseAll() }); ok {
+			gated.releaseAll()
+		}
+	}
+	for _, node := range c.nodes {
 		if node.raft != nil {
 			require.NoError(c.t, c.stopNode(node))
 		}
