@@ -24,7 +24,8 @@ type commitment struct {
 	startIndex uint64
 	// waiters are woken when a server's match index reaches theirs.
 	waiters []*matchWaiter
-	// moved is closed (and replaced) whenever commitIndex moves.
+	// moved, when someone waits on it (ownWritesCommitted), is closed the
+	// next time commitIndex moves.
 	moved chan struct{}
 }
 
@@ -40,7 +41,6 @@ func newCommitment(commitCh chan struct{}, configuration Configuration, startInd
 		commitCh:     commitCh,
 		matchIndexes: map[ServerID]uint64{},
 		startIndex:   startIndex,
-		moved:        make(chan struct{}),
 	}
 	c.setConfiguration(configuration)
 	return c
@@ -66,12 +66,20 @@ func (c *commitment) getCommitIndex() uint64 {
 	return c.commitIndex
 }
 
-// committedAndMoved returns the commit index and a channel closed when it
-// next moves.
-func (c *commitment) committedAndMoved() (uint64, <-chan struct{}) {
+// ownWritesCommitted reports whether everything server holds durably is
+// committed; if not, it also returns a channel closed when the commit index
+// next moves. A server that is not a voter holds nothing here, so it never
+// waits.
+func (c *commitment) ownWritesCommitted(server ServerID) (bool, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.commitIndex, c.moved
+	if c.commitIndex >= c.matchIndexes[server] {
+		return true, nil
+	}
+	if c.moved == nil {
+		c.moved = make(chan struct{})
+	}
+	return false, c.moved
 }
 
 // matchIndexOf returns what is known to be durable on server.
@@ -138,8 +146,10 @@ func (c *commitment) recalculate() {
 	quorumMatch := quorumIndex(matched)
 	if quorumMatch > c.commitIndex && quorumMatch >= c.startIndex {
 		c.commitIndex = quorumMatch
-		close(c.moved)
-		c.moved = make(chan struct{})
+		if c.moved != nil {
+			close(c.moved)
+			c.moved = nil
+		}
 		select {
 		case c.commitCh <- struct{}{}:
 		default:

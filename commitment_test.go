@@ -48,3 +48,30 @@ func TestCommitmentAwaitMatchWakesWhenTheServerReachesTheIndex(t *testing.T) {
 	c.match("n", 5)
 	require.False(t, isClosed(nonvoter), "commitment tracks voters only")
 }
+
+// ownWritesCommitted (the leader's write pacing) says whether a server's
+// durable entries are all committed, and otherwise hands out a channel
+// that closes when the commit index next moves. A nonvoter (a leader
+// removing itself) holds nothing here and never waits.
+func TestCommitmentOwnWritesCommittedWaitsForTheNextCommit(t *testing.T) {
+	c := newCommitment(make(chan struct{}, 1), suffrageConfiguration(t, "a:v", "b:v", "c:v", "n:n"), 1)
+	done, _ := c.ownWritesCommitted("a")
+	require.True(t, done, "nothing written yet")
+
+	c.match("a", 4)
+	done, moved := c.ownWritesCommitted("a")
+	require.False(t, done, "a's entries up to 4 are on a alone")
+	c.match("b", 2)
+	require.True(t, isClosed(moved), "the commit index moved to 2")
+	done, moved = c.ownWritesCommitted("a")
+	require.False(t, done, "3 and 4 are not committed yet")
+	require.False(t, isClosed(moved), "a channel from before 2 committed")
+	c.match("c", 4)
+	require.True(t, isClosed(moved))
+	done, _ = c.ownWritesCommitted("a")
+	require.True(t, done, "4 is committed")
+
+	c.match("n", 9)
+	done, _ = c.ownWritesCommitted("n")
+	require.True(t, done, "a nonvoter is never held")
+}

@@ -65,7 +65,7 @@ func newLeader(r *Raft, term, startIndex uint64) *leader {
 	}
 	// §5.4.2: commitment counts replicas only from the term's first entry.
 	l.commitment = newCommitment(l.commitCh, r.configurations.latest, startIndex)
-	l.pacer = &leaderPacer{commitment: l.commitment}
+	l.pacer = &leaderPacer{commitment: l.commitment, self: r.localID}
 	return l
 }
 
@@ -251,9 +251,8 @@ func (l *leader) dispatchLogs(futures []*logFuture) {
 		entries[i] = &f.log
 	}
 	l.inflight = append(l.inflight, futures...)
-	commitment, errCh, pacer := l.commitment, l.writeErrCh, l.pacer
-	r.log.appendAsLeader(entries, pacer, func(durable uint64) {
-		pacer.written.Store(durable)
+	commitment, errCh := l.commitment, l.writeErrCh
+	r.log.appendAsLeader(entries, l.pacer, func(durable uint64) {
 		commitment.match(r.localID, durable)
 	}, func(err error) {
 		select {

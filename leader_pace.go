@@ -1,9 +1,6 @@
 package raft
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // Pacing the leader's own log writes (docs/ARCHITECTURE.md, "The Apply
 // path"). The leader writes its new entries beside replication, and its
@@ -30,11 +27,13 @@ import (
 // commit, so that a leader whose followers are slow or gone keeps writing.
 const paceLimit = 5 * time.Millisecond
 
-// leaderPacer is one term's pacing state, shared by its leader appends.
+// leaderPacer is what one term's leader appends are paced by: the term's
+// commitment, where the leader's own durable writes are its match index.
+// A leader that is not a voter of the latest configuration (removing
+// itself) has none there, and is not paced.
 type leaderPacer struct {
 	commitment *commitment
-	// written is the last index of the term's last durable leader write.
-	written atomic.Uint64
+	self       ServerID
 }
 
 // pace holds a leader write (batch, from the merged commands) until the
@@ -45,8 +44,8 @@ type leaderPacer struct {
 func (l *raftLog) pace(p *leaderPacer, batch *[]*Log, merged *[]*logCommand) (next *logCommand, ok bool) {
 	var timeout <-chan time.Time
 	for {
-		committed, moved := p.commitment.committedAndMoved()
-		if committed >= p.written.Load() {
+		committed, moved := p.commitment.ownWritesCommitted(p.self)
+		if committed {
 			return nil, true
 		}
 		if timeout == nil {
