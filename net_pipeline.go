@@ -3,14 +3,16 @@ package raft
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // netPipeline sends AppendEntries requests on a dedicated connection without
 // waiting for earlier answers (docs/WIRE.md §7). The server writes the answers
 // in request order, so a receiver goroutine matches each answer to the
-// oldest unanswered request and hands the futures to Consumer in that
-// order.
+// oldest unanswered request and hands the futures, in that order, to
+// Consumer or, once Raft has called HandleAnswers, to Raft's handler, which
+// runs on the receiver itself.
 //
 // The unanswered requests are a queue under a mutex rather than a channel
 // between the sender and the receiver: the receiver waits on the socket
@@ -42,6 +44,9 @@ type netPipeline struct {
 	room chan struct{}
 
 	doneCh chan AppendFuture
+	// handler, once set by HandleAnswers, is called with each answer in
+	// place of sending it on doneCh.
+	handler atomic.Pointer[func(AppendFuture)]
 
 	shutdownCh chan struct{}
 	closeOnce  sync.Once
@@ -134,8 +139,17 @@ func (p *netPipeline) waitForRoom() error {
 	}
 }
 
-// Consumer yields the futures, resolved, in request order.
+// Consumer yields the futures, resolved, in request order, unless
+// HandleAnswers was called.
 func (p *netPipeline) Consumer() <-chan AppendFuture { return p.doneCh }
+
+// HandleAnswers makes the receiver call handle with each resolved future, in
+// request order, instead of sending it on Consumer (answerHandlingPipeline).
+// It is called before the first AppendEntries; the receiver reads it only
+// after it has taken a request out of the queue, which that call filled.
+func (p *netPipeline) HandleAnswers(handle func(AppendFuture)) {
+	p.handler.Store(&handle)
+}
 
 // Close closes the connection and fails every request still in flight with
 // ErrPipelineShutdown. It waits for the receiver goroutine to exit.
@@ -247,9 +261,16 @@ func (p *netPipeline) popOldest() *netAppendFuture {
 	return future
 }
 
-// deliver hands a resolved future to the consumer; false once the pipeline
-// is closed.
+// deliver hands a resolved future to the handler or the consumer; false
+// once the pipeline is closed.
 func (p *netPipeline) deliver(future *netAppendFuture) bool {
+	if handle := p.handler.Load(); handle != nil {
+		if p.isShutdown() {
+			return false
+		}
+		(*handle)(future)
+		return true
+	}
 	select {
 	case p.doneCh <- future:
 		return true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -343,4 +344,105 @@ func TestNetPipelineNeedsTwoInFlight(t *testing.T) {
 			require.NoError(t, p.Close())
 		})
 	}
+}
+
+// answerLog records what a pipeline's answer handler was given.
+type answerLog struct {
+	mu      sync.Mutex
+	terms   []uint64
+	errs    []error
+	calls   atomic.Int32
+	handled chan struct{} // a token per call
+}
+
+func newAnswerLog() *answerLog { return &answerLog{handled: make(chan struct{}, 1024)} }
+
+func (a *answerLog) handle(future AppendFuture) {
+	a.mu.Lock()
+	a.terms = append(a.terms, future.Request().Term)
+	a.errs = append(a.errs, future.Error())
+	a.mu.Unlock()
+	a.calls.Add(1)
+	a.handled <- struct{}{}
+}
+
+// TestNetPipelineHandlerGetsEveryAnswerInOrder: once Raft has given the
+// pipeline a handler, every answer goes to it, matched to its request and in
+// request order, and none to Consumer.
+func TestNetPipelineHandlerGetsEveryAnswerInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const count = 200
+		follower := newFakeFollower()
+		for range count {
+			follower.answer <- struct{}{}
+		}
+		trans := newPipeTransport(t, 8, map[ServerAddress]*fakeFollower{"f": follower})
+		p, err := trans.AppendEntriesPipeline("f", "f")
+		require.NoError(t, err)
+		h, ok := p.(answerHandlingPipeline)
+		require.True(t, ok, "NetworkTransport's pipeline takes a handler")
+		answers := newAnswerLog()
+		h.HandleAnswers(answers.handle)
+		sendAll(p, count)
+		for range count {
+			<-answers.handled
+		}
+		synctest.Wait()
+		require.NoError(t, p.Close())
+		want := make([]uint64, count)
+		for i := range want {
+			want[i] = uint64(i + 1)
+		}
+		require.Equal(t, want, answers.terms)
+		for _, err := range answers.errs {
+			require.NoError(t, err)
+		}
+		require.Empty(t, p.Consumer(), "nothing is handed over on Consumer")
+	})
+}
+
+// TestNetPipelineHandlerGetsFailuresAndNothingAfterClose: when the peer
+// stops answering, the handler gets each request behind the broken answer,
+// failed, in order; once Close has returned it is never called again, even
+// for requests still in flight.
+func TestNetPipelineHandlerGetsFailuresAndNothingAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		follower := newFakeFollower()
+		trans := newPipeTransport(t, 4, map[ServerAddress]*fakeFollower{"f": follower})
+		p, err := trans.AppendEntriesPipeline("f", "f")
+		require.NoError(t, err)
+		answers := newAnswerLog()
+		p.(answerHandlingPipeline).HandleAnswers(answers.handle)
+		sendAll(p, 3)
+		for range 3 {
+			<-answers.handled
+		}
+		require.Equal(t, []uint64{1, 2, 3}, answers.terms)
+		for _, err := range answers.errs {
+			require.Error(t, err, "timed out at the read deadline")
+		}
+		require.NoError(t, p.Close())
+
+		// A second pipeline: requests still in flight at Close are failed
+		// by Close, and the handler hears nothing of them.
+		q, err := trans.AppendEntriesPipeline("f", "f")
+		require.NoError(t, err)
+		later := newAnswerLog()
+		q.(answerHandlingPipeline).HandleAnswers(later.handle)
+		futures := make([]AppendFuture, 3)
+		for i := range futures {
+			futures[i], err = q.AppendEntries(&AppendEntriesRequest{Term: uint64(10 + i)}, &AppendEntriesResponse{})
+			require.NoError(t, err)
+		}
+		require.NoError(t, q.Close())
+		for range 3 {
+			follower.answer <- struct{}{}
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		for _, f := range futures {
+			require.ErrorIs(t, f.Error(), ErrPipelineShutdown)
+		}
+		require.Zero(t, later.calls.Load(), "the handler was called after Close")
+	})
 }

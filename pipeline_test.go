@@ -3,6 +3,7 @@
 package raft
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,10 @@ type pipelineRecorder struct {
 	opened     map[ServerAddress]int
 	rejectNext map[ServerAddress]bool
 	delay      map[ServerAddress]time.Duration
+	// handlers makes its pipelines take Raft's answer handler
+	// (answerHandlingPipeline), as NetworkTransport's do, instead of
+	// handing answers over on Consumer.
+	handlers bool
 }
 
 func newPipelineRecorder(inner *InmemTransport) *pipelineRecorder {
@@ -77,6 +82,9 @@ func (p *pipelineRecorder) AppendEntriesPipeline(id ServerID, target ServerAddre
 	rp := &recordedPipeline{AppendPipeline: inner, rec: p, target: target,
 		out: make(chan AppendFuture, 128), stop: make(chan struct{}), done: make(chan struct{})}
 	go rp.forward()
+	if p.handlers {
+		return &handlingRecordedPipeline{rp}, nil
+	}
 	return rp, nil
 }
 
@@ -90,6 +98,15 @@ type recordedPipeline struct {
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	handle atomic.Pointer[func(AppendFuture)]
+}
+
+// handlingRecordedPipeline is a recordedPipeline that gives its answers to
+// Raft's handler, on its forwarding goroutine.
+type handlingRecordedPipeline struct{ *recordedPipeline }
+
+func (hp *handlingRecordedPipeline) HandleAnswers(handle func(AppendFuture)) {
+	hp.handle.Store(&handle)
 }
 
 func (rp *recordedPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntriesResponse) (AppendFuture, error) {
@@ -122,6 +139,10 @@ func (rp *recordedPipeline) forward() {
 		if reject && f.Error() == nil {
 			f.Response().Success = false
 		}
+		if handle := rp.handle.Load(); handle != nil {
+			(*handle)(f)
+			continue
+		}
 		select {
 		case rp.out <- f:
 		case <-rp.stop:
@@ -140,9 +161,23 @@ func (rp *recordedPipeline) Close() error {
 // In steady state entries go to followers through pipelines; a rejection
 // sends the replicator back to one request at a time, and once the follower
 // is in step again it pipelines again, losing nothing.
+// Both ways of taking answers are run: from Consumer, and through the
+// handler that NetworkTransport's pipelines take.
 func TestPipelineFallsBackToSingleRequestsAfterARejectionAndResumes(t *testing.T) {
+	for _, handlers := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handlers=%v", handlers), func(t *testing.T) {
+			testPipelineFallsBackAndResumes(t, handlers)
+		})
+	}
+}
+
+func testPipelineFallsBackAndResumes(t *testing.T, handlers bool) {
 	synctest.Test(t, func(t *testing.T) {
-		recorders, wrap := wrapEach(newPipelineRecorder)
+		recorders, wrap := wrapEach(func(inner *InmemTransport) *pipelineRecorder {
+			rec := newPipelineRecorder(inner)
+			rec.handlers = handlers
+			return rec
+		})
 		c := newTestCluster(t, 3, clusterOptions{wrapTransport: wrap})
 		defer c.close()
 		l := settledLeader(c)

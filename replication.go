@@ -260,10 +260,23 @@ func (s *followerReplication) pipelineReplicate() (newerTerm bool) {
 	stopRecv := make(chan struct{})
 	recvFailed := make(chan struct{})
 	recvDone := make(chan struct{})
-	go func() {
-		defer close(recvDone)
-		s.pipelineReceive(pipeline, stopRecv, recvFailed, &matched, &sawNewerTerm)
-	}()
+	if h, ok := pipeline.(answerHandlingPipeline); ok {
+		// The transport's receiver handles each answer itself; Close
+		// below returns once it has handled its last one.
+		failed := false
+		h.HandleAnswers(func(future AppendFuture) {
+			if !failed && !s.pipelineAnswer(future, &matched, &sawNewerTerm) {
+				failed = true
+				close(recvFailed)
+			}
+		})
+		close(recvDone)
+	} else {
+		go func() {
+			defer close(recvDone)
+			s.pipelineReceive(pipeline, stopRecv, recvFailed, &matched, &sawNewerTerm)
+		}()
+	}
 	defer func() {
 		// The pipeline is closed here and only here: a transport's Close
 		// need not be idempotent.

@@ -119,6 +119,23 @@ type AppendPipeline interface {
 	Close() error
 }
 
+// answerHandlingPipeline is an AppendPipeline that can give each answer to a
+// function, on the goroutine that read it and in request order, instead of
+// sending it on Consumer. The replicator then needs no goroutine of its own
+// waiting on Consumer, and an answer moves the commit index without a
+// goroutine hand-off. NetworkTransport's pipelines have the method; a
+// wrapper around one (a transport that counts or injects faults) keeps the
+// saving by forwarding it, and without it the wrapper still works through
+// Consumer.
+//
+// Raft calls HandleAnswers once, before the pipeline's first AppendEntries,
+// and from then on reads nothing from Consumer. handle does not block. Once
+// Close has returned, handle is never called again.
+type answerHandlingPipeline interface {
+	AppendPipeline
+	HandleAnswers(handle func(AppendFuture))
+}
+
 // AppendFuture is the outcome of one pipelined AppendEntries request.
 type AppendFuture interface {
 	Future
