@@ -21,11 +21,13 @@
 //	*.tmp                    unfinished writes, removed by Open
 //
 // A segment file is created at its full size (fallocate on Linux), and the
-// writer writes zeros 1 MiB ahead of its frames, synced with the frame that
-// crosses into a new chunk. So an append neither grows the file nor writes
-// to a block for the first time, and its fdatasync has no file metadata to
-// flush (a first write into fallocated space must record in the journal
-// that the block now holds data). The reserved space reads as zeros, and a
+// writer writes zeros 64 KiB ahead of its frames, synced with the frame
+// that crosses into a new chunk. So an append that lands within the zeroed
+// part neither grows the file nor writes to a block for the first time, and
+// its fdatasync has no file metadata to flush (a first write into
+// fallocated space must record in the journal that the block now holds
+// data); a frame that crosses the zeroed part pays that record once, for
+// itself and the next chunk. The reserved space reads as zeros, and a
 // run of zeros to the end of the file ends a segment's frames (no frame
 // starts with a zero byte). A segment that fills up is cut back to its last
 // frame when the next one starts.
