@@ -133,7 +133,7 @@ func (c Comparison) Verdict() string {
 	if !ok {
 		return "-"
 	}
-	if target.Met(c.Ours, c.Theirs) {
+	if target.Met(c) {
 		return "met"
 	}
 	return "MISSED"

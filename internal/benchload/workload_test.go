@@ -73,24 +73,47 @@ func names(ws []Workload) []string {
 
 func TestTargets(t *testing.T) {
 	matrix := Matrix()
+	// c1 is a C=1 durable row that meets every part of its target: p50
+	// 0.5 ms within 1.3 × (0.3 + 0.1), 1.5× theirs in ops/s, half their CPU,
+	// and as fast as our core on raft-wal.
+	c1 := Comparison{Workload: matrix[2],
+		Ours:   Result{OpsPerSec: 150, LatP50Ms: 0.5, LimitFsyncNodesP50Ms: 0.3, LimitRTTP50Ms: 0.1, CPUUsPerOp: 50},
+		Core:   Result{Library: "quorumkit-raftwal", OpsPerSec: 150},
+		Theirs: Result{OpsPerSec: 100, CPUUsPerOp: 100}}
+	// c16 is a loaded durable row that meets its target: 3× theirs, p99
+	// half of theirs, half their CPU, as fast as our core.
+	c16 := Comparison{Workload: matrix[3],
+		Ours:   Result{OpsPerSec: 300, LatP99Ms: 5, CPUUsPerOp: 10},
+		Core:   Result{Library: "quorumkit-raftwal", OpsPerSec: 300},
+		Theirs: Result{OpsPerSec: 100, LatP99Ms: 10, CPUUsPerOp: 20}}
+	with := func(c Comparison, change func(c *Comparison)) Comparison {
+		change(&c)
+		return c
+	}
 	tests := []struct {
-		name   string
-		w      Workload
-		ours   Result
-		theirs Result
-		want   string
+		name string
+		c    Comparison
+		want string
 	}{
-		{"inmem c1 at 2x", matrix[0], Result{OpsPerSec: 200}, Result{OpsPerSec: 100}, "met"},
-		{"inmem c1 below 2x", matrix[0], Result{OpsPerSec: 199}, Result{OpsPerSec: 100}, "MISSED"},
-		{"tcp c1 near the limit", matrix[2], Result{LatP50Ms: 0.5, LimitFsyncP50Ms: 0.3, LimitRTTP50Ms: 0.1}, Result{}, "met"},
-		{"tcp c1 far from the limit", matrix[2], Result{LatP50Ms: 0.6, LimitFsyncP50Ms: 0.3, LimitRTTP50Ms: 0.1}, Result{}, "MISSED"},
-		{"tcp c16 both", matrix[3], Result{OpsPerSec: 300, LatP99Ms: 5}, Result{OpsPerSec: 100, LatP99Ms: 10}, "met"},
-		{"tcp c16 p99 too high", matrix[3], Result{OpsPerSec: 300, LatP99Ms: 5.1}, Result{OpsPerSec: 100, LatP99Ms: 10}, "MISSED"},
-		{"outside the matrix", Workload{Nodes: 5, Transport: "tcp", Store: "wal", Clients: 1, Payload: 1}, Result{}, Result{}, "-"},
+		{"inmem c1 at 2x", Comparison{Workload: matrix[0], Ours: Result{OpsPerSec: 200}, Theirs: Result{OpsPerSec: 100}}, "met"},
+		{"inmem c1 below 2x", Comparison{Workload: matrix[0], Ours: Result{OpsPerSec: 199}, Theirs: Result{OpsPerSec: 100}}, "MISSED"},
+		{"tcp c1 meets all", c1, "met"},
+		{"tcp c1 far from the limit", with(c1, func(c *Comparison) { c.Ours.LatP50Ms = 0.53 }), "MISSED"},
+		{"tcp c1 judged on the limit of one writer per node", with(c1, func(c *Comparison) { c.Ours.LimitFsyncP50Ms = 0.1 }), "met"},
+		{"tcp c1 below 1.5x theirs", with(c1, func(c *Comparison) { c.Ours.OpsPerSec = 149 }), "MISSED"},
+		{"tcp c1 too much CPU", with(c1, func(c *Comparison) { c.Ours.CPUUsPerOp = 51 }), "MISSED"},
+		{"tcp c1 slower than our core", with(c1, func(c *Comparison) { c.Core.OpsPerSec = 151 }), "MISSED"},
+		{"tcp c1 without our core", with(c1, func(c *Comparison) { c.Core = Result{OpsPerSec: 1000} }), "met"},
+		{"tcp c16 meets all", c16, "met"},
+		{"tcp c16 p99 too high", with(c16, func(c *Comparison) { c.Ours.LatP99Ms = 5.1 }), "MISSED"},
+		{"tcp c16 below 3x", with(c16, func(c *Comparison) { c.Ours.OpsPerSec = 299; c.Core.OpsPerSec = 299 }), "MISSED"},
+		{"tcp c16 too much CPU", with(c16, func(c *Comparison) { c.Ours.CPUUsPerOp = 10.5 }), "MISSED"},
+		{"tcp 4k holds p99 too", with(c16, func(c *Comparison) { c.Workload = matrix[5]; c.Ours.LatP99Ms = 6 }), "MISSED"},
+		{"outside the matrix", Comparison{Workload: Workload{Nodes: 5, Transport: "tcp", Store: "wal", Clients: 1, Payload: 1}}, "-"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, Comparison{Workload: tt.w, Ours: tt.ours, Theirs: tt.theirs}.Verdict())
+			require.Equal(t, tt.want, tt.c.Verdict())
 		})
 	}
 }
@@ -141,7 +164,7 @@ func TestWriteComparisonPrintsRatiosAndVerdict(t *testing.T) {
 	require.Equal(t, []string{
 		"tcp-wal-c256-p128", "300,000", "200,000", "100,000", "3.00×", "2.00×", "1.50×",
 		"1.000", "1.500", "2.000", "2.000", "3.000", "8.000", "0.25×", "10.0", "12.0", "30.0",
-		"0.375", "0.625", "ops/s", "≥", "3×,", "p99", "≤", "0.5×", "theirs", "met",
+		"0.375", "0.625", "ops/s", "≥", "3×,", "p99", "≤", "0.5×,", "CPU", "≤", "0.5×", "theirs,", "stack", "≥", "core", "met",
 	}, strings.Fields(lines[1]))
 	require.Equal(t, []string{
 		"inmem-inmem-c256-p128", "200,000", "-", "100,000", "2.00×", "-", "-",
