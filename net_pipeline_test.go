@@ -125,6 +125,19 @@ func newPipeTransport(t *testing.T, maxInFlight int, followers map[ServerAddress
 
 func newFakeFollower() *fakeFollower { return &fakeFollower{answer: make(chan struct{}, 1024)} }
 
+// pipelineWithAnswers opens a pipeline, with a window of 8, to a fake
+// follower that answers its first count requests as they come.
+func pipelineWithAnswers(t *testing.T, count int) AppendPipeline {
+	follower := newFakeFollower()
+	for range count {
+		follower.answer <- struct{}{}
+	}
+	trans := newPipeTransport(t, 8, map[ServerAddress]*fakeFollower{"f": follower})
+	p, err := trans.AppendEntriesPipeline("f", "f")
+	require.NoError(t, err)
+	return p
+}
+
 // sendAll sends requests with terms 1..count on p, reporting each accepted
 // term on the returned channel.
 func sendAll(p AppendPipeline, count int) <-chan uint64 {
@@ -172,13 +185,7 @@ func TestNetPipelineBoundsWindow(t *testing.T) {
 func TestNetPipelineKeepsOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const count = 200
-		follower := newFakeFollower()
-		for range count {
-			follower.answer <- struct{}{}
-		}
-		trans := newPipeTransport(t, 8, map[ServerAddress]*fakeFollower{"f": follower})
-		p, err := trans.AppendEntriesPipeline("f", "f")
-		require.NoError(t, err)
+		p := pipelineWithAnswers(t, count)
 		sendAll(p, count)
 		for term := uint64(1); term <= count; term++ {
 			future := <-p.Consumer()
@@ -372,13 +379,7 @@ func (a *answerLog) handle(future AppendFuture) {
 func TestNetPipelineHandlerGetsEveryAnswerInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const count = 200
-		follower := newFakeFollower()
-		for range count {
-			follower.answer <- struct{}{}
-		}
-		trans := newPipeTransport(t, 8, map[ServerAddress]*fakeFollower{"f": follower})
-		p, err := trans.AppendEntriesPipeline("f", "f")
-		require.NoError(t, err)
+		p := pipelineWithAnswers(t, count)
 		h, ok := p.(answerHandlingPipeline)
 		require.True(t, ok, "NetworkTransport's pipeline takes a handler")
 		answers := newAnswerLog()
