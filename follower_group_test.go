@@ -4,31 +4,10 @@ package raft
 
 import (
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
-
-// writeCountingStore records the size of every StoreLogs batch.
-type writeCountingStore struct {
-	*faultStore
-	mu      sync.Mutex
-	batches []int
-}
-
-func (s *writeCountingStore) StoreLogs(logs []*Log) error {
-	s.mu.Lock()
-	s.batches = append(s.batches, len(logs))
-	s.mu.Unlock()
-	return s.faultStore.StoreLogs(logs)
-}
-
-func (s *writeCountingStore) writes() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]int(nil), s.batches...)
-}
 
 // appendFrom is an AppendEntries of node1 in term whose entries have the
 // given terms, from index prev+1.
@@ -67,10 +46,10 @@ func (rc *receiver) groupCall(reqs ...*AppendEntriesRequest) []*AppendEntriesRes
 	return out
 }
 
-func newCountingReceiver(t *testing.T, terms ...uint64) (*receiver, *writeCountingStore) {
-	var counting *writeCountingStore
+func newCountingReceiver(t *testing.T, terms ...uint64) (*receiver, *batchStore) {
+	var counting *batchStore
 	rc := newReceiverOn(t, func(s *faultStore) raftStore {
-		counting = &writeCountingStore{faultStore: s}
+		counting = &batchStore{raftStore: s}
 		return counting
 	}, terms...)
 	return rc, counting
@@ -86,7 +65,7 @@ func TestFollowerWritesWaitingAppendEntriesWithOneStoreLogs(t *testing.T) {
 	for i, resp := range resps {
 		require.True(t, resp.Success, "request %d", i)
 	}
-	require.Equal(t, []int{5}, store.writes(), "the three requests' entries in one write")
+	require.Equal(t, [][]uint64{{3, 4, 5, 6, 7}}, store.written(), "the three requests' entries in one write")
 	require.Equal(t, []uint64{1, 1, 1, 1, 1, 1, 1}, rc.logTerms())
 }
 
@@ -109,7 +88,7 @@ func TestFollowerGroupAnswersEachRequestByItsOwnRules(t *testing.T) {
 	require.True(t, resps[2].Success)
 	require.True(t, resps[3].Success)
 	require.Equal(t, []uint64{1, 1, 2, 2}, rc.logTerms())
-	require.Equal(t, []int{2}, store.writes())
+	require.Equal(t, [][]uint64{{3, 4}}, store.written())
 	require.Equal(t, uint64(4), rc.r.getCommitIndex())
 	for i, resp := range resps {
 		require.Equal(t, uint64(4), resp.LastLog, "request %d", i)
@@ -129,7 +108,7 @@ func TestFollowerGroupTruncatingAfterAppendsWritesInOrder(t *testing.T) {
 	require.True(t, resps[0].Success)
 	require.True(t, resps[1].Success)
 	require.Equal(t, []uint64{1, 1, 1, 1, 2}, rc.logTerms())
-	require.Equal(t, []int{1, 1}, store.writes(), "a truncation waits for the writes gathered before it")
+	require.Equal(t, [][]uint64{{6}, {5}}, store.written(), "a truncation waits for the writes gathered before it")
 }
 
 func TestFollowerGroupAcknowledgesNothingWhenTheWriteFails(t *testing.T) {

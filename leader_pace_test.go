@@ -13,45 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// batchStore records the indexes of every StoreLogs batch; each write
-// takes delay (virtual time inside a synctest bubble), as a disk's does.
-type batchStore struct {
-	raftStore
-	mu    sync.Mutex
-	delay time.Duration
-	// batches holds the indexes of each StoreLogs call, in order.
-	batches [][]uint64
-}
-
-func (s *batchStore) StoreLogs(logs []*Log) error {
-	s.mu.Lock()
-	delay := s.delay
-	s.mu.Unlock()
-	time.Sleep(delay)
-	indexes := make([]uint64, len(logs))
-	for i, l := range logs {
-		indexes[i] = l.Index
-	}
-	s.mu.Lock()
-	s.batches = append(s.batches, indexes)
-	s.mu.Unlock()
-	return s.raftStore.StoreLogs(logs)
-}
-
-func (s *batchStore) StoreLog(log *Log) error { return s.StoreLogs([]*Log{log}) }
-
-func (s *batchStore) setDelay(d time.Duration) {
-	s.mu.Lock()
-	s.delay = d
-	s.mu.Unlock()
-}
-
-func (s *batchStore) written() [][]uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]uint64(nil), s.batches...)
-}
-
 // pacedLog is a log writer fed by a leader of three voters, L, F1 and F2,
 // whose commitment the test moves by hand.
 type pacedLog struct {
