@@ -308,10 +308,7 @@ func (g *gatedTransport) hold(target ServerAddress) {
 func (g *gatedTransport) release(target ServerAddress) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if gate, ok := g.gates[target]; ok {
-		close(gate)
-		delete(g.gates, target)
-	}
+	g.openLocked(target)
 }
 
 // releaseAll opens every gate: testCluster.close calls it, so that a test
@@ -320,7 +317,14 @@ func (g *gatedTransport) release(target ServerAddress) {
 func (g *gatedTransport) releaseAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for target, gate := range g.gates {
+	for target := range g.gates {
+		g.openLocked(target)
+	}
+}
+
+// openLocked opens the gate to target, if any; g.mu is held.
+func (g *gatedTransport) openLocked(target ServerAddress) {
+	if gate, ok := g.gates[target]; ok {
 		close(gate)
 		delete(g.gates, target)
 	}

@@ -441,7 +441,7 @@ func (c *testCluster) restartNode(node *testNode) {
 func (c *testCluster) close() {
 	c.t.Helper()
 	for _, node := range c.nodes {
-		if gated, ok := node.runTrans.(interface{ releaseAll() }); ok {
+		if gated, ok := node.runTrans.(*gatedTransport); ok {
 			gated.releaseAll()
 		}
 	}
