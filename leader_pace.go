@@ -36,12 +36,11 @@ type leaderPacer struct {
 	self       ServerID
 }
 
-// pace holds a leader write (batch, from the merged commands) until the
-// previous write of the same term is committed, merging into it the leader
-// appends of that term that arrive meanwhile. Any other command ends the
-// wait at once and is returned, to run after the write; ok is false if the
-// node shut down.
-func (l *raftLog) pace(p *leaderPacer, batch *[]*Log, merged *[]*logCommand) (next *logCommand, ok bool) {
+// pace holds a leader write w until the previous write of the same term is
+// committed, joining to it the leader appends of that term that arrive
+// meanwhile. Any other command ends the wait at once and is returned, to
+// run after the write; ok is false if the node shut down.
+func (l *raftLog) pace(p *leaderPacer, w *leaderWrite) (next *logCommand, ok bool) {
 	var timeout <-chan time.Time
 	for {
 		committed, moved := p.commitment.ownWritesCommitted(p.self)
@@ -55,11 +54,9 @@ func (l *raftLog) pace(p *leaderPacer, batch *[]*Log, merged *[]*logCommand) (ne
 		}
 		select {
 		case more := <-l.cmds:
-			if more.kind != cmdLeaderAppend || more.pacer != p {
+			if !w.join(more) {
 				return more, true
 			}
-			*batch = append(*batch, more.entries...)
-			*merged = append(*merged, more)
 		case <-moved:
 		case <-timeout:
 			return nil, true

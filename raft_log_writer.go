@@ -14,8 +14,7 @@ import (
 // back are merged into one StoreLogs.
 func (l *raftLog) writeLoop() {
 	var next *logCommand
-	var batch []*Log
-	var merged []*logCommand
+	var w leaderWrite
 	for {
 		cmd := next
 		next = nil
@@ -34,35 +33,57 @@ func (l *raftLog) writeLoop() {
 			cmd.done <- res
 			continue
 		}
-		batch = append(batch[:0], cmd.entries...)
-		merged = append(merged[:0], cmd)
+		w.join(cmd)
 	merge:
 		for {
 			select {
 			case more := <-l.cmds:
-				if more.kind != cmdLeaderAppend {
+				if !w.join(more) {
 					next = more
 					break merge
 				}
-				batch = append(batch, more.entries...)
-				merged = append(merged, more)
 			default:
 				break merge
 			}
 		}
 		if p := cmd.pacer; p != nil && next == nil {
 			var ok bool
-			if next, ok = l.pace(p, &batch, &merged); !ok {
+			if next, ok = l.pace(p, &w); !ok {
 				return
 			}
 		}
 		l.writing <- struct{}{}
-		l.writeLeaderBatch(batch, merged)
+		l.writeLeaderBatch(w.batch, w.merged)
 		<-l.writing
-		l.finished(len(merged))
-		clear(batch)
-		clear(merged)
+		l.finished(len(w.merged))
+		w.reset()
 	}
+}
+
+// leaderWrite gathers the leader appends queued back to back into one
+// StoreLogs: their entries (batch) and their commands (merged).
+type leaderWrite struct {
+	batch  []*Log
+	merged []*logCommand
+}
+
+// join adds cmd to the write if it is a leader append of the same term (the
+// same pacer) as the ones gathered, and reports whether it did; any other
+// command runs after the write.
+func (w *leaderWrite) join(cmd *logCommand) bool {
+	if cmd.kind != cmdLeaderAppend || (len(w.merged) > 0 && cmd.pacer != w.merged[0].pacer) {
+		return false
+	}
+	w.batch = append(w.batch, cmd.entries...)
+	w.merged = append(w.merged, cmd)
+	return true
+}
+
+// reset empties the write, keeping its storage and dropping its pointers.
+func (w *leaderWrite) reset() {
+	clear(w.batch)
+	clear(w.merged)
+	w.batch, w.merged = w.batch[:0], w.merged[:0]
 }
 
 // writeLeaderBatch stores merged leader appends with one StoreLogs.
