@@ -5,6 +5,7 @@ package raft
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -43,12 +44,19 @@ func requireUserSnapshot(t testing.TB, r *Raft) uint64 {
 // userSnapshotMeta takes a snapshot on r and returns its metadata.
 func userSnapshotMeta(t testing.TB, r *Raft) *SnapshotMeta {
 	t.Helper()
-	f := r.Snapshot()
-	require.NoError(t, f.Error())
-	meta, rc, err := f.Open()
-	require.NoError(t, err)
+	meta, rc := openUserSnapshot(t, r)
 	require.NoError(t, rc.Close())
 	return meta
+}
+
+// openUserSnapshot takes a snapshot on r and opens it.
+func openUserSnapshot(t testing.TB, r *Raft) (*SnapshotMeta, io.ReadCloser) {
+	t.Helper()
+	f := r.Snapshot()
+	require.NoError(t, f.Error(), "take a snapshot")
+	meta, rc, err := f.Open()
+	require.NoError(t, err, "open the snapshot")
+	return meta, rc
 }
 
 func TestLaggingFollowerCatchesUpByInstallSnapshotAfterCompaction(t *testing.T) {
@@ -394,10 +402,7 @@ type takenSnapshot struct {
 // takeSnapshotNow asks r for a snapshot and decodes what it holds.
 func takeSnapshotNow(t *testing.T, r *Raft) takenSnapshot {
 	t.Helper()
-	f := r.Snapshot()
-	require.NoError(t, f.Error(), "snapshot during applies")
-	meta, rc, err := f.Open()
-	require.NoError(t, err, "open snapshot")
+	meta, rc := openUserSnapshot(t, r)
 	var contents testFSM // Restore closes rc
 	require.NoError(t, contents.Restore(rc), "decode snapshot at index %d", meta.Index)
 	indexes, commands := contents.entries()
