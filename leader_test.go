@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -157,6 +158,45 @@ func TestLeaderWhoseLogStoreFailsStepsDown(t *testing.T) {
 
 // TestLeaderChAndNotifyChReportLeadership checks that LeaderCh and NotifyCh
 // receive true when a node starts leading and false when it stops, here
+// TestLeaderCountsItselfOnlyOnceItsOwnWriteIsDurable: the leader writes its
+// new entries beside replication (dissertation §10.2.1) and counts its own
+// copy toward a commit only once that write is durable. With one follower
+// cut off and the other holding the entry at once, the entry must stay
+// uncommitted, and its Apply unanswered, for as long as the leader's own
+// write takes.
+func TestLeaderCountsItselfOnlyOnceItsOwnWriteIsDurable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stores := map[ServerID]*batchStore{}
+		var mu sync.Mutex
+		c := newTestCluster(t, 3, clusterOptions{wrapStore: func(node *testNode) raftStore {
+			s := &batchStore{raftStore: node.store}
+			mu.Lock()
+			stores[node.id] = s
+			mu.Unlock()
+			return s
+		}})
+		defer c.close()
+		leader := c.leader()
+		applyN(t, leader.raft, "before", 3)
+		follower := c.others(leader)[0]
+		c.isolate(c.others(leader)[1])
+		const write = 50 * time.Millisecond
+		stores[leader.id].setDelay(write)
+
+		start := time.Now()
+		future := leader.raft.Apply([]byte("waits-for-the-leader"), time.Second)
+		time.Sleep(write / 2)
+		synctest.Wait()
+		entry := leader.raft.LastIndex()
+		require.Equal(t, entry, follower.raft.LastIndex(), "the follower holds the entry")
+		require.Less(t, leader.raft.CommitIndex(), entry,
+			"committed on one follower's copy while the leader's own write was not durable")
+		require.NoError(t, future.Error())
+		require.Equal(t, entry, future.Index())
+		require.GreaterOrEqual(t, time.Since(start), write, "answered before the leader's write was durable")
+	})
+}
+
 // because it lost its quorum, and that a leader shut down tells NotifyCh.
 func TestLeaderChAndNotifyChReportLeadership(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
