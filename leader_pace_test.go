@@ -135,15 +135,7 @@ func TestPacedLeaderWritesAboutAsOftenAsItsFollowers(t *testing.T) {
 
 func pacedLeaderUnderSteadyApplies(t *testing.T, cutOff bool) {
 	const clients, perClient = 8, 80
-	stores := map[ServerID]*batchStore{}
-	var mu sync.Mutex
-	c := newTestCluster(t, 3, clusterOptions{wrapStore: func(node *testNode) raftStore {
-		s := &batchStore{raftStore: node.store}
-		mu.Lock()
-		stores[node.id] = s
-		mu.Unlock()
-		return s
-	}})
+	c, stores := newBatchStoreCluster(t, 3)
 	defer c.close()
 	leader := c.leader()
 	connected := c.live()

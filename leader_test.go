@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -166,15 +165,7 @@ func TestLeaderWhoseLogStoreFailsStepsDown(t *testing.T) {
 // write takes.
 func TestLeaderCountsItselfOnlyOnceItsOwnWriteIsDurable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		stores := map[ServerID]*batchStore{}
-		var mu sync.Mutex
-		c := newTestCluster(t, 3, clusterOptions{wrapStore: func(node *testNode) raftStore {
-			s := &batchStore{raftStore: node.store}
-			mu.Lock()
-			stores[node.id] = s
-			mu.Unlock()
-			return s
-		}})
+		c, stores := newBatchStoreCluster(t, 3)
 		defer c.close()
 		leader := c.leader()
 		applyN(t, leader.raft, "before", 3)

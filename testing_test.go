@@ -203,6 +203,21 @@ func (s *batchStore) written() [][]uint64 {
 	return append([][]uint64(nil), s.batches...)
 }
 
+// newBatchStoreCluster starts a cluster of n nodes, each on a batchStore,
+// and returns the stores by node.
+func newBatchStoreCluster(t *testing.T, n int) (*testCluster, map[ServerID]*batchStore) {
+	stores := map[ServerID]*batchStore{}
+	var mu sync.Mutex
+	c := newTestCluster(t, n, clusterOptions{wrapStore: func(node *testNode) raftStore {
+		s := &batchStore{raftStore: node.store}
+		mu.Lock()
+		stores[node.id] = s
+		mu.Unlock()
+		return s
+	}})
+	return c, stores
+}
+
 type clusterOptions struct {
 	// tweak adjusts each node's configuration.
 	tweak func(*Config)
